@@ -1,0 +1,23 @@
+"""Torch modules of VGGT (and, on top, the MoE depth head). Imports torch only."""
+from .config import (
+    AggregatorConfig,
+    CameraHeadConfig,
+    DPTConfig,
+    EncoderConfig,
+    PRESETS,
+    VGGTConfig,
+    preset,
+)
+from .vggt import VGGT, VGGTOutput
+
+__all__ = [
+    "AggregatorConfig",
+    "CameraHeadConfig",
+    "DPTConfig",
+    "EncoderConfig",
+    "PRESETS",
+    "VGGT",
+    "VGGTConfig",
+    "VGGTOutput",
+    "preset",
+]

@@ -1,0 +1,173 @@
+"""Typed size knobs of the VGGT architecture, with named presets.
+
+Every number that changes a parameter shape lives here, so a checkpoint's shapes follow from its
+config alone. Configs are frozen dataclasses and round-trip through plain dicts (JSON).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+HEAD_NAMES = ("camera", "depth", "point")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """DINOv2-style ViT that encodes each frame on its own (width = VGGTConfig.embed_dim)."""
+
+    depth: int = 24
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    num_register_tokens: int = 4
+    pos_embed_grid: int = 37  # the pretraining grid: 518 / 14
+    layerscale_init: float = 1.0
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    """Alternating frame/global attention over the encoded tokens."""
+
+    depth: int = 24  # number of (frame block, global block) steps
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    num_register_tokens: int = 4
+    rope_base: float = 100.0
+    layerscale_init: float = 0.01
+
+
+@dataclass(frozen=True)
+class CameraHeadConfig:
+    """Iterative pose refinement on the camera token of the last aggregator step."""
+
+    trunk_depth: int = 4
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    num_iterations: int = 4
+    layerscale_init: float = 0.01
+
+
+@dataclass(frozen=True)
+class DPTConfig:
+    """Dense prediction head shared by the depth and point heads."""
+
+    features: int = 256
+    out_channels: tuple[int, int, int, int] = (256, 512, 1024, 1024)
+    intermediate_layers: tuple[int, int, int, int] = (4, 11, 17, 23)
+    hidden_channels: int = 32  # width of the last 3x3 conv before the 1x1 output conv
+    frames_chunk_size: int = 8  # frames per head call: bounds activation memory
+
+
+@dataclass(frozen=True)
+class VGGTConfig:
+    """The whole model. `heads` lists the heads that are built (the track head never is)."""
+
+    img_size: int = 518
+    patch_size: int = 14
+    embed_dim: int = 1024
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    aggregator: AggregatorConfig = field(default_factory=AggregatorConfig)
+    camera_head: CameraHeadConfig = field(default_factory=CameraHeadConfig)
+    dpt: DPTConfig = field(default_factory=DPTConfig)
+    heads: tuple[str, ...] = ("camera", "depth")
+
+    def __post_init__(self) -> None:
+        problems = []
+        unknown = [h for h in self.heads if h not in HEAD_NAMES]
+        if unknown:
+            problems.append(f"heads {unknown} unknown (choose from {HEAD_NAMES})")
+        if not self.heads:
+            problems.append("heads is empty")
+        if self.embed_dim % self.encoder.num_heads or self.embed_dim % self.aggregator.num_heads:
+            problems.append("embed_dim must be divisible by encoder and aggregator num_heads")
+        if (self.embed_dim // self.aggregator.num_heads) % 4:
+            problems.append("aggregator head dim must be divisible by 4 (2-D RoPE)")
+        if (2 * self.embed_dim) % self.camera_head.num_heads:
+            problems.append("2 * embed_dim must be divisible by camera_head.num_heads")
+        bad_layers = [i for i in self.dpt.intermediate_layers if not 0 <= i < self.aggregator.depth]
+        if bad_layers:
+            problems.append(f"dpt.intermediate_layers {bad_layers} outside 0..{self.aggregator.depth - 1}")
+        if any(c % 4 for c in self.dpt.out_channels) or self.dpt.features % 8:
+            problems.append("dpt.out_channels must be multiples of 4 and dpt.features of 8")
+        if self.img_size % self.patch_size:
+            problems.append("img_size must be a multiple of patch_size")
+        if problems:
+            raise ValueError("invalid VGGTConfig: " + "; ".join(problems))
+
+    @property
+    def head_dim_in(self) -> int:
+        """Width of the aggregated tokens the heads read (frame and global outputs concatenated)."""
+        return 2 * self.embed_dim
+
+    def layers_for(self, heads: tuple[str, ...]) -> tuple[int, ...]:
+        """Aggregator steps whose outputs the given heads read."""
+        layers: set[int] = set()
+        if "camera" in heads:
+            layers.add(self.aggregator.depth - 1)
+        if "depth" in heads or "point" in heads:
+            layers.update(self.dpt.intermediate_layers)
+        return tuple(sorted(layers))
+
+    def with_heads(self, heads: tuple[str, ...]) -> "VGGTConfig":
+        return dataclasses.replace(self, heads=tuple(heads))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "VGGTConfig":
+        """Inverse of to_dict; unknown keys are an error so a typo never goes unnoticed."""
+        return _from_dict(cls, data, "config")
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; expected some of {sorted(fields)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        sub = _SUBCONFIGS.get(name)
+        if sub is not None and cls is VGGTConfig:
+            kwargs[name] = _from_dict(sub, value, f"{where}.{name}")
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+_SUBCONFIGS: dict[str, type] = {
+    "encoder": EncoderConfig,
+    "aggregator": AggregatorConfig,
+    "camera_head": CameraHeadConfig,
+    "dpt": DPTConfig,
+}
+
+
+def vggt_1b() -> VGGTConfig:
+    """The published facebook/VGGT-1B architecture (camera + depth heads built)."""
+    return VGGTConfig()
+
+
+def tiny() -> VGGTConfig:
+    """The shrunken configuration of the shared parity fixture: same key patterns, ~1M params."""
+    return VGGTConfig(
+        embed_dim=64,
+        encoder=EncoderConfig(depth=2, num_heads=2),
+        aggregator=AggregatorConfig(depth=4, num_heads=2),
+        camera_head=CameraHeadConfig(trunk_depth=1, num_heads=4),
+        dpt=DPTConfig(features=16, out_channels=(8, 16, 32, 32), intermediate_layers=(0, 1, 2, 3)),
+    )
+
+
+PRESETS = {"vggt_1b": vggt_1b, "tiny": tiny}
+
+
+def preset(name: str) -> VGGTConfig:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}") from None
