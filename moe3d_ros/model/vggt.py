@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..geometry import pose_encoding_to_cameras
+from ..timing import StageTimer
 from .aggregator import Aggregator
 from .config import VGGTConfig
 from .heads import CameraHead, DPTHead
@@ -56,28 +57,38 @@ class VGGT(nn.Module):
             raise ValueError(f"image height and width must be positive multiples of {p}, got {tuple(images.shape[-2:])}")
         return images
 
-    def forward(self, images: Tensor, heads: tuple[str, ...] = ("camera", "depth")) -> VGGTOutput:
-        """images: [S, 3, H, W] or [B, S, 3, H, W] in [0, 1]; runs only the requested heads."""
+    def forward(
+        self, images: Tensor, heads: tuple[str, ...] = ("camera", "depth"), timer: StageTimer | None = None
+    ) -> VGGTOutput:
+        """images: [S, 3, H, W] or [B, S, 3, H, W] in [0, 1]; runs only the requested heads.
+
+        `timer`, when given, receives the time of the aggregator and of each head.
+        """
         images = self.check_input(images, tuple(heads))
+        timer = timer or StageTimer(images.device)
         image_hw = (images.shape[-2], images.shape[-1])
-        tokens = self.aggregator(images, self.config.layers_for(tuple(heads)))
+        with timer.stage("aggregator"):
+            tokens = self.aggregator(images, self.config.layers_for(tuple(heads)))
         patch_start = self.aggregator.patch_start_idx
         out = VGGTOutput()
         # Heads run in fp32 even under autocast, as in the reference: their outputs are exp()-activated.
         with torch.autocast(device_type=images.device.type, enabled=False):
             tokens = {k: v.float() for k, v in tokens.items()}
             if "camera" in heads:
-                last = tokens[self.config.aggregator.depth - 1]
-                out.pose_enc_list = self.camera_head(last[:, :, 0])
-                out.pose_enc = out.pose_enc_list[-1]
-                out.extrinsics, out.intrinsics = pose_encoding_to_cameras(out.pose_enc, image_hw)
+                with timer.stage("camera_head"):
+                    last = tokens[self.config.aggregator.depth - 1]
+                    out.pose_enc_list = self.camera_head(last[:, :, 0])
+                    out.pose_enc = out.pose_enc_list[-1]
+                    out.extrinsics, out.intrinsics = pose_encoding_to_cameras(out.pose_enc, image_hw)
             if "depth" in heads:
-                raw = self.depth_head(tokens, patch_start, image_hw)
-                depth, conf = activate_depth(raw.flatten(0, 1))
-                out.depth, out.depth_conf = depth.unflatten(0, raw.shape[:2]), conf.unflatten(0, raw.shape[:2])
+                with timer.stage("depth_head"):
+                    raw = self.depth_head(tokens, patch_start, image_hw)
+                    depth, conf = activate_depth(raw.flatten(0, 1))
+                    out.depth, out.depth_conf = depth.unflatten(0, raw.shape[:2]), conf.unflatten(0, raw.shape[:2])
             if "point" in heads:
-                raw = self.point_head(tokens, patch_start, image_hw)
-                points, conf = activate_points(raw.flatten(0, 1))
-                out.world_points = points.unflatten(0, raw.shape[:2])
-                out.world_points_conf = conf.unflatten(0, raw.shape[:2])
+                with timer.stage("point_head"):
+                    raw = self.point_head(tokens, patch_start, image_hw)
+                    points, conf = activate_points(raw.flatten(0, 1))
+                    out.world_points = points.unflatten(0, raw.shape[:2])
+                    out.world_points_conf = conf.unflatten(0, raw.shape[:2])
         return out

@@ -1,0 +1,30 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "moe3d_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    python_requires=">=3.10,<3.13",
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*")),
+    ],
+    install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},
+    zip_safe=True,
+    maintainer="moe3d_ros maintainers",
+    maintainer_email="moe3d-ros@users.noreply.github.com",
+    description="VGGT with a mixture-of-experts depth head for ROS 2",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "moe3d-infer = moe3d_ros.cli.infer:main",
+        ],
+    },
+)
