@@ -11,12 +11,15 @@ from .rope import RotaryTables
 
 
 class LayerScale(nn.Module):
+    """Per-channel scale of a residual branch."""
+
     def __init__(self, dim: int, init: float) -> None:
         super().__init__()
         self.gamma = nn.Parameter(torch.full((dim,), init))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.gamma
+    def residual(self, skip: Tensor, x: Tensor) -> Tensor:
+        """skip + gamma * x in one pass over memory."""
+        return torch.addcmul(skip, x, self.gamma)
 
 
 class Mlp(nn.Module):
@@ -51,5 +54,5 @@ class Block(nn.Module):
         self.ls2 = LayerScale(spec.dim, spec.layerscale_init)
 
     def forward(self, x: Tensor, rope: RotaryTables | None = None) -> Tensor:
-        x = x + self.ls1(self.attn(self.norm1(x), rope))
-        return x + self.ls2(self.mlp(self.norm2(x)))
+        x = self.ls1.residual(x, self.attn(self.norm1(x), rope))
+        return self.ls2.residual(x, self.mlp(self.norm2(x)))
