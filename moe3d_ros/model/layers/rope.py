@@ -17,16 +17,15 @@ class RotaryTables:
         half = head_dim // 2
         inv_freq = 1.0 / (base ** (torch.arange(0, half, 2, device=positions.device).float() / half))
         angles = positions.float()[..., None] * inv_freq  # [N, 2, half/2]
-        angles = torch.cat([angles, angles], dim=-1).flatten(-2)  # [N, head_dim]: row half, col half
-        self.cos = angles.cos()
-        self.sin = angles.sin()
+        self.cos = torch.cat([angles, angles], dim=-1).flatten(-2).cos()  # [N, head_dim]: row half, col half
+        # rotate-half as a swap of the two quarters of each half times a sign: (-x2, x1) = sign * (x2, x1)
+        sin = angles.sin()
+        self.signed_sin = torch.cat([-sin, sin], dim=-1).flatten(-2)
 
     def apply(self, x: Tensor) -> Tensor:
         """x: [..., N, head_dim] with the table's N."""
-        quarters = x.unflatten(-1, (2, 2, -1))
-        rotated = torch.stack((-quarters[..., 1, :], quarters[..., 0, :]), dim=-2).flatten(-3)
-        cos, sin = self.cos.to(x.dtype), self.sin.to(x.dtype)
-        return x * cos + rotated * sin
+        swapped = x.unflatten(-1, (2, 2, -1)).flip(-2).flatten(-3)
+        return torch.addcmul(x * self.cos.to(x.dtype), swapped, self.signed_sin.to(x.dtype))
 
 
 def patch_positions(grid_h: int, grid_w: int, num_special: int, device: torch.device) -> Tensor:
