@@ -8,6 +8,7 @@ Two kinds of files:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import re
@@ -19,11 +20,16 @@ import torch
 from torch import Tensor, nn
 
 from .model import VGGT, VGGTConfig
+from .model.heads import DPTHead
+from .model.heads.moe_head import MoEDepthHead
 
 FORMAT_NAME = "moe3d_ros"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+MODEL_CONTENTS = "model"
+HEAD_CONTENTS = "depth_head"
+DEPTH_PREFIX = "depth_head."
 # Top-level prefixes of head weights in the published checkpoint; a head that is not built
 # has its keys dropped by name (the track head is never built).
 HEAD_PREFIXES = {"camera": "camera_head.", "depth": "depth_head.", "point": "point_head.", "track": "track_head."}
@@ -39,12 +45,13 @@ class LoadReport:
     path: str
     loaded: int
     dropped: dict[str, list[str]] = field(default_factory=dict)  # head -> keys not loaded
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         text = f"loaded {self.loaded} tensors from {self.path}"
         for head, keys in self.dropped.items():
             text += f"; dropped {len(keys)} keys of the {head} head (not built)"
-        return text
+        return "; ".join([text, *self.notes])
 
 
 def resolve_path(reference: str | Path) -> Path:
@@ -120,9 +127,11 @@ def _read_torch(path: Path) -> Any:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({exc})") from exc
 
 
-def match_state_dict(model: nn.Module, state: dict[str, Tensor], path: str, built_heads: tuple[str, ...]) -> LoadReport:
-    """Check `state` against the model: exact keys and shapes, except heads that are not built."""
-    expected = model.state_dict()
+def match_state_dict(expected: dict[str, Tensor], state: dict[str, Tensor], path: str, built_heads: tuple[str, ...]) -> LoadReport:
+    """Check `state` against expected tensors: exact keys and shapes, except heads not built.
+
+    Keys of heads that are not built are removed from `state` and listed in the report.
+    """
     dropped: dict[str, list[str]] = {}
     for head, prefix in HEAD_PREFIXES.items():
         if head in built_heads:
@@ -158,10 +167,52 @@ def _listing(items: list[str], limit: int = 8) -> str:
 
 
 def load_vggt_weights(model: VGGT, path: str | Path) -> LoadReport:
-    """Load a published VGGT checkpoint into `model` (built from a preset), strictly."""
+    """Load a VGGT checkpoint into `model` (built from a preset or config), strictly.
+
+    When the model has an MoE depth head and the file a plain DPT depth head (the published
+    checkpoint), the MoE head is initialised from that DPT head: every expert a copy, the gate
+    uniform, so the model starts out exactly as the published one.
+    """
     state = read_state_dict(path)
-    report = match_state_dict(model, state, str(path), model.config.heads)
-    model.load_state_dict(state, strict=True, assign=_on_meta(model))
+    expected = model.state_dict()
+    moe_head = model.depth_head if isinstance(model.depth_head, MoEDepthHead) else None
+    from_dpt = moe_head is not None and not any(k.startswith(DEPTH_PREFIX + "experts.") for k in state)
+    if not from_dpt:
+        report = match_state_dict(expected, state, str(path), model.config.heads)
+        model.load_state_dict(state, strict=True, assign=_on_meta(model))
+        return report
+    dpt_state = {k[len(DEPTH_PREFIX) :]: state.pop(k) for k in list(state) if k.startswith(DEPTH_PREFIX)}
+    with torch.device("meta"):
+        dpt_expected = DPTHead(model.config, output_dim=2).state_dict()
+    match_state_dict(dpt_expected, dpt_state, f"{path} (depth head)", ("depth",))
+    rest = {k: v for k, v in expected.items() if not k.startswith(DEPTH_PREFIX)}
+    report = match_state_dict(rest, state, str(path), model.config.heads)
+    model.load_state_dict(state, strict=False, assign=_on_meta(model))
+    if any(p.is_meta for p in moe_head.parameters()):
+        moe_head.to_empty(device="cpu")
+        moe_head.gate.reset_parameters()
+    moe_head.init_from_dpt(dpt_state)
+    report.loaded += len(dpt_state)
+    report.notes.append(f"MoE depth head ({len(moe_head.experts)} experts) initialised from the file's DPT depth head")
+    return report
+
+
+def load_head_weights(model: VGGT, folder: str | Path) -> LoadReport:
+    """Load depth-head weights saved with save_model(..., head_only=True) on top of `model`.
+
+    The folder's model config must describe the same depth head as `model`'s.
+    """
+    folder = resolve_path(folder)
+    config, _ = read_config(folder, expect_contents=HEAD_CONTENTS)
+    if (config.depth_head, config.moe, config.dpt) != (model.config.depth_head, model.config.moe, model.config.dpt):
+        raise CheckpointError(
+            f"{folder}: its depth head ({config.depth_head}, {config.moe}) differs from the model's "
+            f"({model.config.depth_head}, {model.config.moe})"
+        )
+    state = read_state_dict(folder / WEIGHTS_FILE)
+    expected = {k: v for k, v in model.state_dict().items() if k.startswith(DEPTH_PREFIX)}
+    report = match_state_dict(expected, state, str(folder), model.config.heads)
+    model.load_state_dict(state, strict=False)
     return report
 
 
@@ -169,17 +220,25 @@ def _on_meta(model: nn.Module) -> bool:
     return any(p.is_meta for p in model.parameters())
 
 
-def save_model(model: VGGT, folder: str | Path, metadata: dict[str, Any] | None = None) -> Path:
-    """Write `model.safetensors` + `config.json` into `folder` (created)."""
+def save_model(model: VGGT, folder: str | Path, metadata: dict[str, Any] | None = None, head_only: bool = False) -> Path:
+    """Write `model.safetensors` + `config.json` into `folder` (created).
+
+    head_only=True writes just the depth head (e.g. a fine-tuned MoE head, a few MB) to be
+    loaded with load_head_weights on top of a VGGT checkpoint.
+    """
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = model.state_dict()
+    if head_only:
+        state = {k: v for k, v in state.items() if k.startswith(DEPTH_PREFIX)}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     save_file(tensors, str(folder / WEIGHTS_FILE))
     config = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
+        "contents": HEAD_CONTENTS if head_only else MODEL_CONTENTS,
         "model": model.config.to_dict(),
         "metadata": metadata or {},
     }
@@ -187,7 +246,7 @@ def save_model(model: VGGT, folder: str | Path, metadata: dict[str, Any] | None 
     return folder
 
 
-def read_config(folder: str | Path) -> tuple[VGGTConfig, dict[str, Any]]:
+def read_config(folder: str | Path, expect_contents: str = MODEL_CONTENTS) -> tuple[VGGTConfig, dict[str, Any]]:
     """Model config and metadata of one of our checkpoint folders."""
     path = Path(folder) / CONFIG_FILE
     if not path.exists():
@@ -200,6 +259,10 @@ def read_config(folder: str | Path) -> tuple[VGGTConfig, dict[str, Any]]:
         raise CheckpointError(f"{path}: not a {FORMAT_NAME} checkpoint config (missing \"format\": \"{FORMAT_NAME}\")")
     if data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {data.get('format_version')} is not supported (expected {FORMAT_VERSION})")
+    contents = data.get("contents", MODEL_CONTENTS)
+    if contents != expect_contents:
+        hint = "load it on top of a VGGT checkpoint (--moe-head)" if contents == HEAD_CONTENTS else "load it as a model"
+        raise CheckpointError(f"{path}: holds {contents!r} weights, not {expect_contents!r}: {hint}")
     try:
         config = VGGTConfig.from_dict(data["model"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -218,9 +281,13 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
 
 
 def load_any(
-    reference: str | Path, preset_name: str = "vggt_1b", heads: tuple[str, ...] = ("camera", "depth")
+    reference: str | Path,
+    preset_name: str = "vggt_1b",
+    heads: tuple[str, ...] = ("camera", "depth"),
+    moe_head: str | Path | None = None,
 ) -> tuple[VGGT, str]:
-    """One of our checkpoint folders, or a published VGGT file loaded into `preset_name`.
+    """One of our checkpoint folders, or a published VGGT file loaded into `preset_name`,
+    optionally with a depth head saved by save_model(head_only=True) on top.
 
     Returns the model (CPU, eval mode) and a one-line description for logs.
     """
@@ -229,8 +296,15 @@ def load_any(
     path = resolve_path(reference)
     if path.is_dir() and (path / CONFIG_FILE).exists():
         model, metadata = load_model(path)
-        return model, f"{path} ({metadata.get('description', 'moe3d_ros checkpoint')})"
-    with torch.device("meta"):
-        model = VGGT(preset(preset_name).with_heads(heads))
-    report = load_vggt_weights(model, path)
-    return model.eval(), f"{preset_name}: {report.summary()}"
+        description = f"{path} ({metadata.get('description', 'moe3d_ros checkpoint')})"
+    else:
+        config = preset(preset_name).with_heads(heads)
+        if moe_head is not None:
+            head_config, _ = read_config(resolve_path(moe_head), expect_contents=HEAD_CONTENTS)
+            config = dataclasses.replace(config, depth_head=head_config.depth_head, moe=head_config.moe)
+        with torch.device("meta"):
+            model = VGGT(config)
+        description = f"{preset_name}: {load_vggt_weights(model, path).summary()}"
+    if moe_head is not None:
+        description += f"; depth head from {load_head_weights(model, moe_head).path}"
+    return model.eval(), description

@@ -98,3 +98,39 @@ def shift_intrinsics(intrinsics: Tensor, shift_x: float, shift_y: float) -> Tens
     out[..., 0, 2] = intrinsics[..., 0, 2] + shift_x
     out[..., 1, 2] = intrinsics[..., 1, 2] + shift_y
     return out
+
+
+def matrix_to_quaternion(rotation: Tensor) -> Tensor:
+    """[..., 3, 3] rotation -> [..., 4] unit quaternion x, y, z, w with w >= 0."""
+    m = rotation
+    trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
+    # Four candidate formulas; each is accurate where its denominator is largest.
+    candidates = torch.stack(
+        [
+            torch.stack([m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1], 1 + trace], -1),
+            torch.stack([1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2], m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0], m[..., 2, 1] - m[..., 1, 2]], -1),
+            torch.stack([m[..., 0, 1] + m[..., 1, 0], 1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2], m[..., 1, 2] + m[..., 2, 1], m[..., 0, 2] - m[..., 2, 0]], -1),
+            torch.stack([m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2], m[..., 1, 0] - m[..., 0, 1]], -1),
+        ],
+        dim=-2,
+    )  # [..., 4 candidates, 4]
+    scores = torch.stack([trace, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]], dim=-1)
+    best = scores.argmax(dim=-1)[..., None, None].expand(*scores.shape[:-1], 1, 4)
+    quat = candidates.gather(-2, best).squeeze(-2)
+    quat = quat / quat.norm(dim=-1, keepdim=True)
+    return torch.where(quat[..., 3:] < 0, -quat, quat)
+
+
+def cameras_to_pose_encoding(extrinsics: Tensor, intrinsics: Tensor, image_hw: tuple[int, int]) -> Tensor:
+    """Inverse of pose_encoding_to_cameras: [..., 3, 4] + [..., 3, 3] -> [..., 9]."""
+    height, width = image_hw
+    quat = matrix_to_quaternion(extrinsics[..., :3])
+    fov_h = 2 * torch.atan((height / 2.0) / intrinsics[..., 1, 1])
+    fov_w = 2 * torch.atan((width / 2.0) / intrinsics[..., 0, 0])
+    return torch.cat([extrinsics[..., :, 3], quat, fov_h[..., None], fov_w[..., None]], dim=-1)
+
+
+def relative_to_first(cam_to_world: Tensor) -> Tensor:
+    """[..., S, 4, 4] camera-to-world poses -> [..., S, 3, 4] camera-from-world with world = frame 0's camera."""
+    world_to_cam = torch.linalg.inv(cam_to_world)
+    return (world_to_cam @ cam_to_world[..., :1, :, :])[..., :3, :]

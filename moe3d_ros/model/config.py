@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HEAD_NAMES = ("camera", "depth", "point")
+DEPTH_HEADS = ("dpt", "moe")
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,30 @@ class DPTConfig:
 
 
 @dataclass(frozen=True)
+class MoEConfig:
+    """Mixture-of-experts depth head: K experts on the shared DPT pyramid and a per-pixel gate."""
+
+    num_experts: int = 4
+    scope: str = "output"  # what each expert owns: "output" convolutions, or "fusion" (refinenet1 too)
+    temperature: float = 1.0  # gate softmax temperature
+    gate_hidden: int = 32
+    fusion: str = "winner"  # inference: "winner" (highest-weight expert) or "mean" (mixture mean)
+
+    def __post_init__(self) -> None:
+        if self.num_experts < 1:
+            raise ValueError("moe.num_experts must be at least 1")
+        if self.scope not in ("output", "fusion"):
+            raise ValueError(f"moe.scope {self.scope!r} unknown (use 'output' or 'fusion')")
+        if self.fusion not in ("winner", "mean"):
+            raise ValueError(f"moe.fusion {self.fusion!r} unknown (use 'winner' or 'mean')")
+        if self.temperature <= 0:
+            raise ValueError("moe.temperature must be positive")
+
+
+@dataclass(frozen=True)
 class VGGTConfig:
-    """The whole model. `heads` lists the heads that are built (the track head never is)."""
+    """The whole model. `heads` lists the heads that are built (the track head never is);
+    `depth_head` picks the plain DPT depth head or the MoE head."""
 
     img_size: int = 518
     patch_size: int = 14
@@ -70,6 +93,8 @@ class VGGTConfig:
     camera_head: CameraHeadConfig = field(default_factory=CameraHeadConfig)
     dpt: DPTConfig = field(default_factory=DPTConfig)
     heads: tuple[str, ...] = ("camera", "depth")
+    depth_head: str = "dpt"
+    moe: MoEConfig = field(default_factory=MoEConfig)
 
     def __post_init__(self) -> None:
         problems = []
@@ -78,6 +103,8 @@ class VGGTConfig:
             problems.append(f"heads {unknown} unknown (choose from {HEAD_NAMES})")
         if not self.heads:
             problems.append("heads is empty")
+        if self.depth_head not in DEPTH_HEADS:
+            problems.append(f"depth_head {self.depth_head!r} unknown (choose from {DEPTH_HEADS})")
         if self.embed_dim % self.encoder.num_heads or self.embed_dim % self.aggregator.num_heads:
             problems.append("embed_dim must be divisible by encoder and aggregator num_heads")
         if (self.embed_dim // self.aggregator.num_heads) % 4:
@@ -110,6 +137,10 @@ class VGGTConfig:
 
     def with_heads(self, heads: tuple[str, ...]) -> "VGGTConfig":
         return dataclasses.replace(self, heads=tuple(heads))
+
+    def with_moe(self, moe: MoEConfig | None = None) -> "VGGTConfig":
+        """The same architecture with the MoE depth head (default MoEConfig when None)."""
+        return dataclasses.replace(self, depth_head="moe", moe=moe or MoEConfig())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -144,6 +175,7 @@ _SUBCONFIGS: dict[str, type] = {
     "aggregator": AggregatorConfig,
     "camera_head": CameraHeadConfig,
     "dpt": DPTConfig,
+    "moe": MoEConfig,
 }
 
 

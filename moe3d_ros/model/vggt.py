@@ -1,6 +1,7 @@
 """The assembled VGGT model: aggregator plus the heads the config builds."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -12,6 +13,7 @@ from .aggregator import Aggregator
 from .config import VGGTConfig
 from .heads import CameraHead, DPTHead
 from .heads.dpt_head import activate_depth, activate_points
+from .heads.moe_head import MixtureOutput, MoEDepthHead
 
 
 @dataclass
@@ -30,6 +32,7 @@ class VGGTOutput:
     depth_conf: Tensor | None = None  # [B, S, H, W], >= 1
     world_points: Tensor | None = None  # [B, S, H, W, 3] from the point head
     world_points_conf: Tensor | None = None  # [B, S, H, W]
+    mixture: MixtureOutput | None = None  # experts and gate, with the MoE depth head
 
 
 class VGGT(nn.Module):
@@ -38,7 +41,9 @@ class VGGT(nn.Module):
         self.config = cfg
         self.aggregator = Aggregator(cfg)
         self.camera_head = CameraHead(cfg) if "camera" in cfg.heads else None
-        self.depth_head = DPTHead(cfg, output_dim=2) if "depth" in cfg.heads else None
+        self.depth_head: DPTHead | None = None
+        if "depth" in cfg.heads:
+            self.depth_head = MoEDepthHead(cfg) if cfg.depth_head == "moe" else DPTHead(cfg, output_dim=2)
         self.point_head = DPTHead(cfg, output_dim=4) if "point" in cfg.heads else None
 
     def check_input(self, images: Tensor, heads: tuple[str, ...]) -> Tensor:
@@ -72,7 +77,9 @@ class VGGT(nn.Module):
         patch_start = self.aggregator.patch_start_idx
         out = VGGTOutput()
         # Heads run in fp32 even under autocast, as in the reference: their outputs are exp()-activated.
-        with torch.autocast(device_type=images.device.type, enabled=False):
+        device_type = images.device.type
+        no_autocast = torch.autocast(device_type, enabled=False) if device_type in ("cpu", "cuda") else nullcontext()
+        with no_autocast:
             tokens = {k: v.float() for k, v in tokens.items()}
             if "camera" in heads:
                 with timer.stage("camera_head"):
@@ -82,9 +89,13 @@ class VGGT(nn.Module):
                     out.extrinsics, out.intrinsics = pose_encoding_to_cameras(out.pose_enc, image_hw)
             if "depth" in heads:
                 with timer.stage("depth_head"):
-                    raw = self.depth_head(tokens, patch_start, image_hw)
-                    depth, conf = activate_depth(raw.flatten(0, 1))
-                    out.depth, out.depth_conf = depth.unflatten(0, raw.shape[:2]), conf.unflatten(0, raw.shape[:2])
+                    if isinstance(self.depth_head, MoEDepthHead):
+                        out.mixture = self.depth_head.mixture(tokens, patch_start, image_hw)
+                        out.depth, out.depth_conf = out.mixture.depth, out.mixture.depth_conf
+                    else:
+                        raw = self.depth_head(tokens, patch_start, image_hw)
+                        depth, conf = activate_depth(raw.flatten(0, 1))
+                        out.depth, out.depth_conf = depth.unflatten(0, raw.shape[:2]), conf.unflatten(0, raw.shape[:2])
             if "point" in heads:
                 with timer.stage("point_head"):
                     raw = self.point_head(tokens, patch_start, image_hw)

@@ -2,7 +2,7 @@
 
 The head is split into stages so the MoE depth head can share the pyramid and give each expert
 its own copy of the finest stages: `pyramid` (projection, resize, 3x3 to `features`),
-`fuse_coarse` (refinenet4..2), `fuse_finest` (refinenet1) and `predict` (output convs).
+`fuse_coarse` (refinenet4..2), then refinenet1 and `predict` (output convs).
 """
 from __future__ import annotations
 
@@ -161,12 +161,23 @@ class DPTHead(nn.Module):
 
     def forward(self, tokens: dict[int, Tensor], patch_start: int, image_hw: tuple[int, int]) -> Tensor:
         """tokens: {step: [B, S, P, 2C]} -> raw output [B, S, output_dim, H, W], frames in chunks."""
-        batch, frames = next(iter(tokens.values())).shape[:2]
-        chunks = []
-        for start in range(0, frames, self.frames_chunk_size):
-            part = {k: v[:, start : start + self.frames_chunk_size].flatten(0, 1) for k, v in tokens.items()}
-            chunks.append(self.forward_chunk(part, patch_start, image_hw).unflatten(0, (batch, -1)))
-        return torch.cat(chunks, dim=1) if len(chunks) > 1 else chunks[0]
+        return run_in_frame_chunks(self.forward_chunk, tokens, patch_start, image_hw, self.frames_chunk_size)
+
+
+def run_in_frame_chunks(chunk_fn, tokens: dict[int, Tensor], patch_start: int, image_hw: tuple[int, int], chunk: int):
+    """Call chunk_fn on at most `chunk` frames at a time (bounding activation memory) and
+    reassemble its Tensor, or tuple of Tensors, as [B, S, ...]."""
+    batch, frames = next(iter(tokens.values())).shape[:2]
+    parts = []
+    for start in range(0, frames, chunk):
+        flat = {k: v[:, start : start + chunk].flatten(0, 1) for k, v in tokens.items()}
+        out = chunk_fn(flat, patch_start, image_hw)
+        parts.append(tuple(t.unflatten(0, (batch, -1)) for t in out) if isinstance(out, tuple) else out.unflatten(0, (batch, -1)))
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(items, dim=1) for items in zip(*parts))
+    return torch.cat(parts, dim=1)
 
 
 def predict(conv1: nn.Conv2d, conv2: nn.Sequential, x: Tensor, image_hw: tuple[int, int]) -> Tensor:

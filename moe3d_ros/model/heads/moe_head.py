@@ -1,0 +1,161 @@
+"""Mixture-of-experts depth head (MoE3D) on the DPT feature pyramid.
+
+K experts each predict, per pixel, a depth hypothesis (exp activation, as VGGT's depth) and a
+confidence 1 + exp(c) whose inverse is the expert's scale in the mixture likelihood. A gate
+predicts K logits per pixel; softmax(logits / temperature) gives the mixture weights.
+
+The DPT pyramid is shared. What each expert owns is `MoEConfig.scope`:
+- "output": the full-resolution output convolutions (3x3 -> ReLU -> 1x1);
+- "fusion": the finest fusion block (refinenet1) and both output convolution stages.
+Experts are initialised as copies of a pretrained DPT depth head and the gate starts uniform, so
+a fresh MoE head reproduces the DPT head's depth exactly.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import VGGTConfig
+from .dpt_head import DPTHead, activate_depth, add_uv_embedding, predict
+
+EXPERT_MODULES = {"output": ("output_conv2",), "fusion": ("refinenet1", "output_conv1", "output_conv2")}
+
+
+@dataclass
+class MixtureOutput:
+    """Per-pixel mixture, each tensor [B, S, ...]."""
+
+    expert_depth: Tensor  # [B, S, K, H, W]
+    expert_conf: Tensor  # [B, S, K, H, W], >= 1; the Laplace / Gaussian scale is 1 / conf
+    gate_logits: Tensor  # [B, S, K, H, W], already divided by the temperature
+    depth: Tensor  # [B, S, H, W] fused
+    depth_conf: Tensor  # [B, S, H, W] fused
+
+    @property
+    def log_gate(self) -> Tensor:
+        return torch.log_softmax(self.gate_logits, dim=2)
+
+    @property
+    def gate(self) -> Tensor:
+        return torch.softmax(self.gate_logits, dim=2)
+
+    @property
+    def winner(self) -> Tensor:
+        """[B, S, H, W] index of the highest-weight expert."""
+        return self.gate_logits.argmax(dim=2)
+
+    @property
+    def entropy(self) -> Tensor:
+        """[B, S, H, W] gate entropy in nats (0: one expert decides; log K: undecided)."""
+        log_gate = self.log_gate
+        return -(log_gate.exp() * log_gate).sum(dim=2)
+
+
+def fuse(expert_depth: Tensor, expert_conf: Tensor, gate_logits: Tensor, mode: str) -> tuple[Tensor, Tensor]:
+    """Fused (depth, confidence) from the experts; the expert axis is dim 2.
+
+    "winner": the highest-weight expert's values (sharp at boundaries); "mean": the mixture mean.
+    """
+    if mode == "winner":
+        index = gate_logits.argmax(dim=2, keepdim=True)
+        return expert_depth.gather(2, index).squeeze(2), expert_conf.gather(2, index).squeeze(2)
+    if mode == "mean":
+        gate = torch.softmax(gate_logits, dim=2)
+        return (gate * expert_depth).sum(dim=2), (gate * expert_conf).sum(dim=2)
+    raise ValueError(f"unknown fusion {mode!r} (use 'winner' or 'mean')")
+
+
+class GateNet(nn.Module):
+    """3x3 conv -> ReLU -> 1x1 conv to K logits; the last layer starts at zero (uniform gate)."""
+
+    def __init__(self, in_channels: int, hidden: int, num_experts: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, hidden, 3, padding=1)
+        self.conv2 = nn.Conv2d(hidden, num_experts, 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.conv1.reset_parameters()
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv2(torch.relu(self.conv1(x)))
+
+
+class MoEDepthHead(DPTHead):
+    def __init__(self, cfg: VGGTConfig) -> None:
+        super().__init__(cfg, output_dim=2)
+        moe = cfg.moe
+        self.scope = moe.scope
+        self.fusion = moe.fusion
+        self.temperature = moe.temperature
+        owned = EXPERT_MODULES[moe.scope]
+        template = nn.ModuleDict({name: getattr(self.scratch, name) for name in owned})
+        for name in owned:
+            delattr(self.scratch, name)
+        self.experts = nn.ModuleList(copy.deepcopy(template) for _ in range(moe.num_experts))
+        # The gate reads the features the experts share: full resolution for "output", the
+        # refinenet1 input (layer-1 resolution, upsampled logits) for "fusion".
+        gate_in = cfg.dpt.features // 2 if moe.scope == "output" else cfg.dpt.features
+        self.gate = GateNet(gate_in, moe.gate_hidden, moe.num_experts)
+
+    def forward_chunk(self, tokens: dict[int, Tensor], patch_start: int, image_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """-> (raw expert outputs [N, K, 2, H, W], gate logits [N, K, H, W])."""
+        maps = self.pyramid(tokens, patch_start, image_hw)
+        x = self.fuse_coarse(maps)
+        if self.scope == "output":
+            x = self.scratch.refinenet1(x, maps[0])
+            x = F.interpolate(self.scratch.output_conv1(x), size=image_hw, mode="bilinear", align_corners=True)
+            shared = add_uv_embedding(x, image_hw)
+            raw = torch.stack([expert["output_conv2"](shared) for expert in self.experts], dim=1)
+            logits = self.gate(shared)
+        else:
+            raw = torch.stack(
+                [
+                    predict(e["output_conv1"], e["output_conv2"], e["refinenet1"](x, maps[0]), image_hw)
+                    for e in self.experts
+                ],
+                dim=1,
+            )
+            logits = F.interpolate(self.gate(x), size=image_hw, mode="bilinear", align_corners=True)
+        return raw, logits
+
+    def mixture(self, tokens: dict[int, Tensor], patch_start: int, image_hw: tuple[int, int]) -> MixtureOutput:
+        raw, logits = self.forward(tokens, patch_start, image_hw)
+        depth, conf = activate_depth(raw.flatten(0, 2))
+        expert_depth, expert_conf = depth.unflatten(0, raw.shape[:3]), conf.unflatten(0, raw.shape[:3])
+        logits = logits / self.temperature
+        fused_depth, fused_conf = fuse(expert_depth, expert_conf, logits, self.fusion)
+        return MixtureOutput(expert_depth, expert_conf, logits, fused_depth, fused_conf)
+
+    @torch.no_grad()
+    def init_from_dpt(self, dpt_state: dict[str, Tensor], noise: float = 0.0, generator: torch.Generator | None = None) -> None:
+        """Copy a DPT depth head's weights (keys relative to the head) into the shared part and
+        every expert; `noise` adds noise * std(weight) Gaussian noise to each expert's copy."""
+        shared = {k: v for k, v in dpt_state.items() if not _owned_by_experts(k, self.scope)}
+        missing, unexpected = self.load_state_dict(shared, strict=False)
+        unexpected = [k for k in unexpected if not k.startswith(("experts.", "gate."))]
+        missing = [k for k in missing if not k.startswith(("experts.", "gate."))]
+        if missing or unexpected:
+            raise KeyError(f"DPT state does not fit the shared part of the MoE head: missing {missing}, unexpected {unexpected}")
+        for expert in self.experts:
+            for name, module in expert.items():
+                prefix = f"scratch.{name}."
+                part = {k[len(prefix) :]: v for k, v in dpt_state.items() if k.startswith(prefix)}
+                module.load_state_dict(part, strict=True)
+                if noise > 0:
+                    for param in module.parameters():
+                        if param.numel() > 1:
+                            scale = noise * param.std()
+                            param.add_(torch.randn(param.shape, generator=generator).to(param) * scale)
+        nn.init.zeros_(self.gate.conv2.weight)
+        nn.init.zeros_(self.gate.conv2.bias)
+
+
+def _owned_by_experts(key: str, scope: str) -> bool:
+    return any(key.startswith(f"scratch.{name}.") for name in EXPERT_MODULES[scope])

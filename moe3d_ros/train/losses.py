@@ -1,0 +1,149 @@
+"""Training objective of the MoE depth head, in VGGT's normalised space.
+
+Ground truth is expressed in the first camera's frame and divided by the mean distance of its
+valid points to that camera, the normalisation VGGT is trained with; predictions are compared
+in that space, so the loss does not depend on the ground truth's global scale.
+
+- Mixture negative log-likelihood of the ground-truth depth under the K experts (Laplace or
+  Gaussian, scale = 1 / expert confidence), computed with log-sum-exp.
+- Gate entropy times lambda: minimising it pushes every pixel towards one expert.
+- Optional, for an unfrozen backbone: VGGT-style depth-gradient loss and camera loss.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..geometry import cameras_to_pose_encoding, depth_to_world_points
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    likelihood: str = "laplace"  # or "gaussian"
+    entropy_weight: float = 1e-4
+    gradient_weight: float = 0.0
+    camera_weight: float = 0.0
+    camera_iteration_decay: float = 0.6  # weight of refinement iteration i of n: decay^(n-1-i)
+
+    def __post_init__(self) -> None:
+        if self.likelihood not in ("laplace", "gaussian"):
+            raise ValueError(f"likelihood {self.likelihood!r} unknown (use 'laplace' or 'gaussian')")
+        if min(self.entropy_weight, self.gradient_weight, self.camera_weight) < 0:
+            raise ValueError("loss weights must be non-negative")
+
+
+def normalisation_scale(depth: Tensor, valid: Tensor, extrinsics: Tensor, intrinsics: Tensor) -> Tensor:
+    """[B] factor that makes the mean distance of valid points to the first camera 1.
+
+    depth/valid [B, S, H, W]; extrinsics [B, S, 3, 4] camera-from-world with world = frame 0's
+    camera (so world points already sit in the first camera's frame).
+    """
+    points = depth_to_world_points(depth, extrinsics, intrinsics)
+    distance = points.norm(dim=-1)
+    count = valid.flatten(1).sum(dim=1)
+    if bool((count == 0).any()):
+        raise ValueError("a training window has no valid ground-truth depth")
+    mean = (distance * valid).flatten(1).sum(dim=1) / count
+    return 1.0 / mean
+
+
+def expert_log_likelihood(expert_depth: Tensor, expert_conf: Tensor, target: Tensor, kind: str) -> Tensor:
+    """log p_k(target) per expert; expert axis at dim -3 ([..., K, H, W]), target [..., H, W]."""
+    residual = (target.unsqueeze(-3) - expert_depth) * expert_conf  # error in units of the scale
+    log_conf = torch.log(expert_conf)
+    if kind == "laplace":
+        return log_conf - math.log(2.0) - residual.abs()
+    return log_conf - 0.5 * math.log(2.0 * math.pi) - 0.5 * residual.square()
+
+
+def mixture_nll(expert_depth: Tensor, expert_conf: Tensor, log_gate: Tensor, target: Tensor, valid: Tensor, kind: str) -> Tensor:
+    """Mean over valid pixels of -log sum_k w_k p_k(target)."""
+    log_joint = log_gate + expert_log_likelihood(expert_depth, expert_conf, target, kind)
+    nll = -torch.logsumexp(log_joint, dim=-3)
+    return masked_mean(nll, valid)
+
+
+def gate_entropy(log_gate: Tensor, valid: Tensor) -> Tensor:
+    """Mean over valid pixels of the gate's entropy (nats); gates on the expert axis dim -3."""
+    entropy = -(log_gate.exp() * log_gate).sum(dim=-3)
+    return masked_mean(entropy, valid)
+
+
+def gradient_loss(depth: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+    """L1 between horizontal and vertical depth differences of prediction and ground truth."""
+    error = depth - target
+    dx = (error[..., :, 1:] - error[..., :, :-1]).abs()
+    dy = (error[..., 1:, :] - error[..., :-1, :]).abs()
+    valid_x = valid[..., :, 1:] & valid[..., :, :-1]
+    valid_y = valid[..., 1:, :] & valid[..., :-1, :]
+    return 0.5 * (masked_mean(dx, valid_x) + masked_mean(dy, valid_y))
+
+
+def camera_loss(pose_enc_list: list[Tensor], target_pose_enc: Tensor, decay: float) -> Tensor:
+    """Weighted L1 over the refinement iterations; later iterations weigh more."""
+    total = target_pose_enc.new_zeros(())
+    n = len(pose_enc_list)
+    for i, pose_enc in enumerate(pose_enc_list):
+        total = total + decay ** (n - 1 - i) * (pose_enc - target_pose_enc).abs().mean()
+    return total
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+@dataclass
+class Targets:
+    """Ground truth of a batch of windows at the model's resolution."""
+
+    depth: Tensor  # [B, S, H, W]
+    valid: Tensor  # [B, S, H, W] bool
+    extrinsics: Tensor  # [B, S, 3, 4] camera-from-world, world = frame 0's camera
+    intrinsics: Tensor  # [B, S, 3, 3] of the model's pixel grid
+
+
+def compute_losses(output, targets: Targets, cfg: LossConfig) -> dict[str, Tensor]:
+    """All loss terms of one step (keys: nll, entropy, [gradient], [camera], total).
+
+    `output` is the model's VGGTOutput with an MoE depth head (expert depths and gate logits).
+    """
+    valid = targets.valid & torch.isfinite(targets.depth) & (targets.depth > 0)
+    scale = normalisation_scale(targets.depth.nan_to_num(0.0), valid, targets.extrinsics, targets.intrinsics)
+    target = targets.depth.nan_to_num(0.0) * scale[:, None, None, None]
+    mixture = output.mixture
+    log_gate = mixture.log_gate
+    terms = {
+        "nll": mixture_nll(mixture.expert_depth, mixture.expert_conf, log_gate, target, valid, cfg.likelihood),
+        "entropy": gate_entropy(log_gate, valid),
+    }
+    total = terms["nll"] + cfg.entropy_weight * terms["entropy"]
+    if cfg.gradient_weight > 0:
+        terms["gradient"] = gradient_loss(output.depth, target, valid)
+        total = total + cfg.gradient_weight * terms["gradient"]
+    if cfg.camera_weight > 0:
+        if not output.pose_enc_list:
+            raise ValueError("camera_weight > 0 needs the camera head in the forward pass")
+        extrinsics = targets.extrinsics.clone()
+        extrinsics[..., 3] = extrinsics[..., 3] * scale[:, None, None]
+        target_enc = cameras_to_pose_encoding(extrinsics, targets.intrinsics, tuple(output.depth.shape[-2:]))
+        terms["camera"] = camera_loss(output.pose_enc_list, target_enc, cfg.camera_iteration_decay)
+        total = total + cfg.camera_weight * terms["camera"]
+    terms["total"] = total
+    return terms
+
+
+__all__ = [
+    "LossConfig",
+    "Targets",
+    "camera_loss",
+    "compute_losses",
+    "expert_log_likelihood",
+    "gate_entropy",
+    "gradient_loss",
+    "mixture_nll",
+    "normalisation_scale",
+]

@@ -1,0 +1,165 @@
+"""The MoE depth head: initialisation from a DPT head, fusion, outputs, checkpoints, cost."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from conftest import shared_file
+from moe3d_ros.checkpoint import CheckpointError, load_any, load_head_weights, load_vggt_weights, save_model
+from moe3d_ros.model import VGGT, MoEConfig, preset
+from moe3d_ros.model.cost import count_params_and_flops
+from moe3d_ros.model.heads.moe_head import fuse
+
+IMAGES_CASE = "s2_140x182"
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    return torch.load(shared_file("fixtures/vggt_parity_tiny.pt"), weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def published_file(fixture, tmp_path_factory):
+    """The fixture's weights as a published-format checkpoint (DPT depth head, point head)."""
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    torch.save(fixture["state_dict"], path)
+    return path
+
+
+def _dpt_depth(published_file, images):
+    model = VGGT(preset("tiny"))
+    load_vggt_weights(model, published_file)
+    with torch.no_grad():
+        return model.eval()(images, heads=("depth",))
+
+
+@pytest.mark.parametrize("scope", ["output", "fusion"])
+@pytest.mark.parametrize("fusion", ["winner", "mean"])
+@pytest.mark.parametrize("on_meta", [False, True])
+def test_fresh_moe_head_reproduces_the_dpt_head(fixture, published_file, scope, fusion, on_meta):
+    images = fixture["cases"][IMAGES_CASE]["images"]
+    reference = _dpt_depth(published_file, images)
+    config = preset("tiny").with_moe(MoEConfig(num_experts=4, scope=scope, fusion=fusion))
+    if on_meta:
+        with torch.device("meta"):
+            model = VGGT(config)
+    else:
+        model = VGGT(config)
+    report = load_vggt_weights(model, published_file)
+    assert any("initialised from the file's DPT depth head" in note for note in report.notes)
+    with torch.no_grad():
+        out = model.eval()(images, heads=("depth",))
+    torch.testing.assert_close(out.depth, reference.depth, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.depth_conf, reference.depth_conf, atol=1e-5, rtol=1e-5)
+    mixture = out.mixture
+    assert mixture.gate.shape == (1, 2, 4, 140, 182)
+    torch.testing.assert_close(mixture.gate, torch.full_like(mixture.gate, 0.25))
+    torch.testing.assert_close(mixture.entropy, torch.full_like(mixture.entropy, math.log(4)))
+    for k in range(4):
+        torch.testing.assert_close(mixture.expert_depth[:, :, k], reference.depth, atol=1e-5, rtol=1e-5)
+
+
+def test_noise_makes_experts_differ_but_keeps_the_gate_uniform(fixture):
+    config = preset("tiny").with_moe(MoEConfig(num_experts=3))
+    model = VGGT(config).eval()
+    dpt_state = {k[len("depth_head."):]: v for k, v in fixture["state_dict"].items() if k.startswith("depth_head.")}
+    model.depth_head.init_from_dpt(dpt_state, noise=0.05, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(fixture["cases"][IMAGES_CASE]["images"], heads=("depth",))
+    depths = out.mixture.expert_depth
+    assert (depths[:, :, 0] - depths[:, :, 1]).abs().max() > 1e-4
+    torch.testing.assert_close(out.mixture.gate, torch.full_like(out.mixture.gate, 1 / 3))
+
+
+def test_fusion_modes_by_hand():
+    expert_depth = torch.tensor([1.0, 3.0, 10.0]).view(1, 1, 3, 1, 1)
+    expert_conf = torch.tensor([2.0, 4.0, 8.0]).view(1, 1, 3, 1, 1)
+    logits = torch.log(torch.tensor([0.2, 0.7, 0.1])).view(1, 1, 3, 1, 1)
+    depth, conf = fuse(expert_depth, expert_conf, logits, "winner")
+    assert depth.item() == 3.0 and conf.item() == 4.0
+    depth, conf = fuse(expert_depth, expert_conf, logits, "mean")
+    assert depth.item() == pytest.approx(0.2 * 1 + 0.7 * 3 + 0.1 * 10)
+    assert conf.item() == pytest.approx(0.2 * 2 + 0.7 * 4 + 0.1 * 8)
+    with pytest.raises(ValueError, match="unknown fusion"):
+        fuse(expert_depth, expert_conf, logits, "median")
+
+
+def test_temperature_sharpens_the_gate(fixture):
+    config = preset("tiny").with_moe(MoEConfig(num_experts=2, temperature=0.5))
+    model = VGGT(config).eval()
+    torch.nn.init.normal_(model.depth_head.gate.conv2.weight, std=0.1)
+    images = fixture["cases"][IMAGES_CASE]["images"]
+    with torch.no_grad():
+        sharp = model(images, heads=("depth",)).mixture.entropy.mean()
+        model.depth_head.temperature = 1.0
+        soft = model(images, heads=("depth",)).mixture.entropy.mean()
+    assert sharp < soft
+
+
+def test_winner_index_and_entropy_agree_with_the_gate(fixture):
+    model = VGGT(preset("tiny").with_moe()).eval()
+    torch.nn.init.normal_(model.depth_head.gate.conv2.weight, std=1.0)
+    with torch.no_grad():
+        mixture = model(fixture["cases"]["s1_126x98"]["images"], heads=("depth",)).mixture
+    gate = mixture.gate
+    assert torch.equal(mixture.winner, gate.argmax(dim=2))
+    torch.testing.assert_close(mixture.entropy, -(gate * gate.log()).sum(dim=2))
+    torch.testing.assert_close(gate.sum(dim=2), torch.ones_like(mixture.entropy))
+    chosen = mixture.expert_depth.gather(2, mixture.winner[:, :, None]).squeeze(2)
+    torch.testing.assert_close(mixture.depth, chosen)
+
+
+def test_head_only_checkpoint_loads_on_top_of_a_vggt_checkpoint(fixture, published_file, tmp_path):
+    config = preset("tiny").with_moe(MoEConfig(num_experts=2))
+    tuned = VGGT(config)
+    load_vggt_weights(tuned, published_file)
+    with torch.no_grad():
+        for param in tuned.depth_head.parameters():
+            param.add_(0.01 * torch.randn_like(param))
+    head_dir = save_model(tuned, tmp_path / "head", metadata={"description": "tuned head"}, head_only=True)
+    model, description = load_any(published_file, preset_name="tiny", moe_head=head_dir)
+    assert "depth head from" in description
+    images = fixture["cases"][IMAGES_CASE]["images"]
+    with torch.no_grad():
+        expected = tuned.eval()(images, heads=("camera", "depth"))
+        got = model(images, heads=("camera", "depth"))
+    torch.testing.assert_close(got.depth, expected.depth, rtol=0, atol=0)
+    torch.testing.assert_close(got.mixture.gate_logits, expected.mixture.gate_logits, rtol=0, atol=0)
+    # A head saved for another expert count is refused with a clear message.
+    other = VGGT(preset("tiny").with_moe(MoEConfig(num_experts=3)))
+    with pytest.raises(CheckpointError, match="depth head"):
+        load_head_weights(other, head_dir)
+    # A head-only folder is not a whole model.
+    with pytest.raises(CheckpointError, match="on top of a VGGT checkpoint"):
+        load_any(head_dir)
+
+
+def test_whole_moe_model_round_trips(fixture, published_file, tmp_path):
+    model = VGGT(preset("tiny").with_moe(MoEConfig(scope="fusion")))
+    load_vggt_weights(model, published_file)
+    folder = save_model(model, tmp_path / "moe")
+    loaded, _ = load_any(folder)
+    assert loaded.config == model.config
+    images = fixture["cases"]["s1_126x98"]["images"]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images).depth, model.eval()(images).depth, rtol=0, atol=0)
+
+
+def test_default_moe_head_stays_within_the_cost_budget():
+    """vggt_1b at 518x518: the default MoE head adds at most 1% parameters and 6% FLOPs."""
+    base = count_params_and_flops(preset("vggt_1b"))
+    moe = count_params_and_flops(preset("vggt_1b").with_moe())
+    assert moe[0] / base[0] - 1 <= 0.01
+    assert moe[1] / base[1] - 1 <= 0.06
+    assert moe[1] > base[1] and moe[0] > base[0]
+
+
+def test_config_rejects_bad_moe_settings():
+    for bad in [dict(num_experts=0), dict(scope="all"), dict(fusion="median"), dict(temperature=0.0)]:
+        with pytest.raises(ValueError):
+            MoEConfig(**bad)
+    with pytest.raises(ValueError, match="depth_head"):
+        dataclasses.replace(preset("tiny"), depth_head="unet")
