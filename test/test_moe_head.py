@@ -66,7 +66,8 @@ def test_noise_makes_experts_differ_but_keeps_the_gate_uniform(fixture):
     config = preset("tiny").with_moe(MoEConfig(num_experts=3))
     model = VGGT(config).eval()
     dpt_state = {k[len("depth_head."):]: v for k, v in fixture["state_dict"].items() if k.startswith("depth_head.")}
-    model.depth_head.init_from_dpt(dpt_state, noise=0.05, generator=torch.Generator().manual_seed(0))
+    model.depth_head.init_from_dpt(dpt_state)
+    model.depth_head.perturb_experts(0.05, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         out = model(fixture["cases"][IMAGES_CASE]["images"], heads=("depth",))
     depths = out.mixture.expert_depth

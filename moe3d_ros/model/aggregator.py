@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .config import VGGTConfig
 from .encoder import Encoder
@@ -33,6 +34,13 @@ class Aggregator(nn.Module):
         spec = BlockSpec(dim, agg.num_heads, agg.mlp_ratio, agg.layerscale_init, qk_norm=True)
         self.frame_blocks = nn.ModuleList(Block(spec) for _ in range(agg.depth))
         self.global_blocks = nn.ModuleList(Block(spec) for _ in range(agg.depth))
+        # Training option: recompute block activations in the backward pass instead of storing them.
+        self.gradient_checkpointing = False
+
+    def _run(self, block: Block, tokens: Tensor, rope: RotaryTables) -> Tensor:
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return checkpoint(block, tokens, rope, use_reentrant=False)
+        return block(tokens, rope)
 
     def _special_tokens(self, batch: int, frames: int) -> Tensor:
         special = torch.cat([self.camera_token, self.register_token], dim=2)  # [1, 2, 1+R, C]
@@ -59,9 +67,9 @@ class Aggregator(nn.Module):
         kept: dict[int, Tensor] = {}
         last = max(keep_layers)
         for step in range(last + 1):
-            tokens = self.frame_blocks[step](tokens.view(batch * frames, per_frame, dim), frame_rope)
+            tokens = self._run(self.frame_blocks[step], tokens.view(batch * frames, per_frame, dim), frame_rope)
             frame_out = tokens
-            tokens = self.global_blocks[step](tokens.view(batch, frames * per_frame, dim), global_rope)
+            tokens = self._run(self.global_blocks[step], tokens.view(batch, frames * per_frame, dim), global_rope)
             if step in keep_layers:
                 kept[step] = torch.cat(
                     [frame_out.view(batch, frames, per_frame, dim), tokens.view(batch, frames, per_frame, dim)],

@@ -109,15 +109,19 @@ class Targets:
 def compute_losses(output, targets: Targets, cfg: LossConfig) -> dict[str, Tensor]:
     """All loss terms of one step (keys: nll, entropy, [gradient], [camera], total).
 
-    `output` is the model's VGGTOutput with an MoE depth head (expert depths and gate logits).
+    `output` is the model's VGGTOutput; with the MoE head its mixture is used, with the plain
+    DPT head the depth and confidence form a one-expert mixture.
     """
     valid = targets.valid & torch.isfinite(targets.depth) & (targets.depth > 0)
     scale = normalisation_scale(targets.depth.nan_to_num(0.0), valid, targets.extrinsics, targets.intrinsics)
     target = targets.depth.nan_to_num(0.0) * scale[:, None, None, None]
-    mixture = output.mixture
-    log_gate = mixture.log_gate
+    if output.mixture is not None:
+        expert_depth, expert_conf, log_gate = output.mixture.expert_depth, output.mixture.expert_conf, output.mixture.log_gate
+    else:  # a plain DPT head is a one-expert mixture: the NLL is VGGT's confidence-weighted depth loss
+        expert_depth, expert_conf = output.depth.unsqueeze(2), output.depth_conf.unsqueeze(2)
+        log_gate = torch.zeros_like(expert_depth)
     terms = {
-        "nll": mixture_nll(mixture.expert_depth, mixture.expert_conf, log_gate, target, valid, cfg.likelihood),
+        "nll": mixture_nll(expert_depth, expert_conf, log_gate, target, valid, cfg.likelihood),
         "entropy": gate_entropy(log_gate, valid),
     }
     total = terms["nll"] + cfg.entropy_weight * terms["entropy"]

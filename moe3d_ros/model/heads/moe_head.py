@@ -134,9 +134,9 @@ class MoEDepthHead(DPTHead):
         return MixtureOutput(expert_depth, expert_conf, logits, fused_depth, fused_conf)
 
     @torch.no_grad()
-    def init_from_dpt(self, dpt_state: dict[str, Tensor], noise: float = 0.0, generator: torch.Generator | None = None) -> None:
+    def init_from_dpt(self, dpt_state: dict[str, Tensor]) -> None:
         """Copy a DPT depth head's weights (keys relative to the head) into the shared part and
-        every expert; `noise` adds noise * std(weight) Gaussian noise to each expert's copy."""
+        into every expert, and make the gate uniform: the head then predicts what the DPT head did."""
         shared = {k: v for k, v in dpt_state.items() if not _owned_by_experts(k, self.scope)}
         missing, unexpected = self.load_state_dict(shared, strict=False)
         unexpected = [k for k in unexpected if not k.startswith(("experts.", "gate."))]
@@ -146,15 +146,16 @@ class MoEDepthHead(DPTHead):
         for expert in self.experts:
             for name, module in expert.items():
                 prefix = f"scratch.{name}."
-                part = {k[len(prefix) :]: v for k, v in dpt_state.items() if k.startswith(prefix)}
-                module.load_state_dict(part, strict=True)
-                if noise > 0:
-                    for param in module.parameters():
-                        if param.numel() > 1:
-                            scale = noise * param.std()
-                            param.add_(torch.randn(param.shape, generator=generator).to(param) * scale)
+                module.load_state_dict({k[len(prefix) :]: v for k, v in dpt_state.items() if k.startswith(prefix)})
         nn.init.zeros_(self.gate.conv2.weight)
         nn.init.zeros_(self.gate.conv2.bias)
+
+    @torch.no_grad()
+    def perturb_experts(self, noise: float, generator: torch.Generator | None = None) -> None:
+        """Add noise * std(tensor) Gaussian noise to every expert tensor, so identical copies can diverge."""
+        for param in self.experts.parameters():
+            if param.numel() > 1:
+                param.add_(torch.randn(param.shape, generator=generator).to(param) * (noise * param.std()))
 
 
 def _owned_by_experts(key: str, scope: str) -> bool:

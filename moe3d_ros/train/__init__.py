@@ -1,0 +1,1 @@
+"""Fine-tuning: losses, configuration, trainer (single process or torchrun DDP)."""

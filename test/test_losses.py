@@ -1,0 +1,166 @@
+"""Training losses against values computed by hand."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from moe3d_ros.geometry import cameras_to_pose_encoding, matrix_to_quaternion, pose_encoding_to_cameras, quaternion_to_matrix
+from moe3d_ros.model.vggt import VGGTOutput
+from moe3d_ros.model.heads.moe_head import MixtureOutput
+from moe3d_ros.train.losses import (
+    LossConfig,
+    Targets,
+    camera_loss,
+    compute_losses,
+    gate_entropy,
+    gradient_loss,
+    mixture_nll,
+    normalisation_scale,
+)
+
+
+def _pixel(values):
+    """A list of per-expert values -> [1, K, 1, 1] (expert axis at -3)."""
+    return torch.tensor(values, dtype=torch.float64).view(1, -1, 1, 1)
+
+
+def test_laplace_mixture_nll_of_a_known_two_component_mixture():
+    target = torch.tensor([[[1.5]]], dtype=torch.float64)
+    mu, conf, weights = [1.0, 2.5], [2.0, 4.0], [0.3, 0.7]
+    # Laplace with scale b = 1/conf: p = conf/2 * exp(-conf * |t - mu|)
+    p = [c / 2 * math.exp(-c * abs(1.5 - m)) for m, c in zip(mu, conf)]
+    expected = -math.log(weights[0] * p[0] + weights[1] * p[1])
+    nll = mixture_nll(_pixel(mu), _pixel(conf), torch.log(_pixel(weights)), target, torch.ones(1, 1, 1, dtype=torch.bool), "laplace")
+    assert nll.item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_gaussian_mixture_nll_of_a_known_two_component_mixture():
+    target = torch.tensor([[[0.2]]], dtype=torch.float64)
+    mu, conf, weights = [0.0, 1.0], [1.0, 3.0], [0.5, 0.5]
+    p = [c / math.sqrt(2 * math.pi) * math.exp(-0.5 * (c * (0.2 - m)) ** 2) for m, c in zip(mu, conf)]
+    expected = -math.log(0.5 * p[0] + 0.5 * p[1])
+    nll = mixture_nll(_pixel(mu), _pixel(conf), torch.log(_pixel(weights)), target, torch.ones(1, 1, 1, dtype=torch.bool), "gaussian")
+    assert nll.item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_nll_is_stable_for_huge_errors():
+    target = torch.tensor([[[1e4]]])
+    nll = mixture_nll(_pixel([0.0, 1.0]).float(), _pixel([50.0, 50.0]).float(), torch.log(_pixel([0.5, 0.5])).float(), target,
+                      torch.ones(1, 1, 1, dtype=torch.bool), "gaussian")
+    assert torch.isfinite(nll)
+    # Both components are far away: the NLL is the nearer component's -log(w p) to float precision.
+    expected = -(math.log(0.5) + math.log(50) - 0.5 * math.log(2 * math.pi) - 0.5 * (50 * (1e4 - 1.0)) ** 2)
+    assert nll.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_invalid_pixels_do_not_count():
+    mu, conf, log_w = _pixel([1.0]), _pixel([1.0]), torch.zeros(1, 1, 1, 1, dtype=torch.float64)
+    target = torch.tensor([[[1.0]]], dtype=torch.float64)
+    valid = torch.ones(1, 1, 1, dtype=torch.bool)
+    base = mixture_nll(mu, conf, log_w, target, valid, "laplace")
+    two = lambda x: torch.cat([x, x], dim=-1)  # noqa: E731
+    bad_target = torch.tensor([[[1.0, 1e6]]], dtype=torch.float64)
+    masked = mixture_nll(two(mu), two(conf), two(log_w), bad_target, torch.tensor([[[True, False]]]), "laplace")
+    assert masked.item() == pytest.approx(base.item())
+
+
+def test_entropy_gradient_pushes_gates_towards_one_hot():
+    logits = torch.tensor([0.3, 0.1, -0.2], dtype=torch.float64).view(1, 3, 1, 1).requires_grad_()
+    entropy = gate_entropy(torch.log_softmax(logits, dim=-3), torch.ones(1, 1, 1, dtype=torch.bool))
+    entropy.backward()
+    # Gradient descent raises the leading logit and lowers the others: the gate sharpens.
+    assert logits.grad[0, 0] < 0 and logits.grad[0, 2] > 0
+    with torch.no_grad():
+        stepped = logits - 0.5 * logits.grad
+        after = gate_entropy(torch.log_softmax(stepped, dim=-3), torch.ones(1, 1, 1, dtype=torch.bool))
+    assert after < entropy
+    uniform = gate_entropy(torch.log(torch.full((1, 4, 1, 1), 0.25)), torch.ones(1, 1, 1, dtype=torch.bool))
+    assert uniform.item() == pytest.approx(math.log(4))
+
+
+def test_normalisation_scale_by_hand():
+    # One camera at the world origin looking at a fronto-parallel plane at depth 2; 1x3 image with
+    # principal point at the middle pixel and f = 1: points (-2, 0, 2), (0, 0, 2), (2, 0, 2).
+    depth = torch.full((1, 1, 1, 3), 2.0)
+    intrinsics = torch.tensor([[[[1.0, 0, 1.0], [0, 1.0, 0.0], [0, 0, 1.0]]]])
+    extrinsics = torch.cat([torch.eye(3), torch.zeros(3, 1)], dim=1)[None, None]
+    scale = normalisation_scale(depth, torch.ones_like(depth, dtype=torch.bool), extrinsics, intrinsics)
+    mean = (2 * math.sqrt(8) + 2) / 3
+    assert scale.item() == pytest.approx(1 / mean)
+    with pytest.raises(ValueError, match="no valid"):
+        normalisation_scale(depth, torch.zeros_like(depth, dtype=torch.bool), extrinsics, intrinsics)
+
+
+def _window(scale: float):
+    generator = torch.Generator().manual_seed(0)
+    depth = (torch.rand(1, 2, 6, 8, generator=generator) + 1.0) * scale
+    valid = torch.ones_like(depth, dtype=torch.bool)
+    valid[0, 1, 0, 0] = False
+    intrinsics = torch.tensor([[5.0, 0, 3.5], [0, 5.0, 2.5], [0, 0, 1.0]]).expand(1, 2, 3, 3)
+    rotation = quaternion_to_matrix(torch.tensor([0.1, 0.0, 0.05, 1.0]))
+    extrinsics = torch.stack([torch.cat([torch.eye(3), torch.zeros(3, 1)], 1), torch.cat([rotation, torch.tensor([[0.3], [0.0], [0.1]]) * scale], 1)])[None]
+    return Targets(depth=depth, valid=valid, extrinsics=extrinsics, intrinsics=intrinsics)
+
+
+def _output(pose_enc_list=None):
+    generator = torch.Generator().manual_seed(1)
+    expert_depth = torch.rand(1, 2, 3, 6, 8, generator=generator) + 0.3
+    expert_conf = 1 + torch.rand(1, 2, 3, 6, 8, generator=generator)
+    logits = torch.randn(1, 2, 3, 6, 8, generator=generator)
+    mixture = MixtureOutput(expert_depth, expert_conf, logits, expert_depth[:, :, 0], expert_conf[:, :, 0])
+    return VGGTOutput(depth=mixture.depth, depth_conf=mixture.depth_conf, mixture=mixture, pose_enc_list=pose_enc_list or [])
+
+
+def test_losses_are_invariant_to_the_ground_truth_scale():
+    pose = [torch.zeros(1, 2, 9) + 0.1 * i for i in range(4)]
+    cfg = LossConfig(entropy_weight=1e-2, gradient_weight=0.5, camera_weight=1.0)
+    small = compute_losses(_output(pose), _window(1.0), cfg)
+    large = compute_losses(_output(pose), _window(37.0), cfg)
+    for key in ("nll", "entropy", "gradient", "camera", "total"):
+        assert small[key].item() == pytest.approx(large[key].item(), rel=1e-5), key
+    assert small["total"].item() == pytest.approx(
+        (small["nll"] + 1e-2 * small["entropy"] + 0.5 * small["gradient"] + small["camera"]).item(), rel=1e-6
+    )
+
+
+def test_plain_dpt_head_is_a_one_expert_mixture():
+    out = _output()
+    plain = VGGTOutput(depth=out.depth, depth_conf=out.depth_conf)
+    terms = compute_losses(plain, _window(1.0), LossConfig())
+    assert terms["entropy"].item() == 0.0
+    one = MixtureOutput(out.depth[:, :, None], out.depth_conf[:, :, None], torch.zeros_like(out.depth[:, :, None]), out.depth, out.depth_conf)
+    as_mixture = compute_losses(VGGTOutput(depth=out.depth, depth_conf=out.depth_conf, mixture=one), _window(1.0), LossConfig())
+    assert terms["nll"].item() == pytest.approx(as_mixture["nll"].item())
+
+
+def test_gradient_loss_ignores_a_constant_offset():
+    target = torch.rand(1, 1, 5, 5)
+    valid = torch.ones_like(target, dtype=torch.bool)
+    assert gradient_loss(target + 0.7, target, valid).item() == pytest.approx(0.0, abs=1e-7)
+    ramp = torch.arange(5.0).expand(1, 1, 5, 5)
+    # error grows by 1 per column: mean |dx| = 1, |dy| = 0 -> 0.5
+    assert gradient_loss(target + ramp, target, valid).item() == pytest.approx(0.5, rel=1e-6)
+
+
+def test_pose_encoding_round_trip_and_camera_loss():
+    rotation = quaternion_to_matrix(torch.tensor([0.2, -0.4, 0.1, 0.9]))
+    extrinsics = torch.cat([rotation, torch.tensor([[0.5], [-1.0], [2.0]])], dim=1)[None]
+    intrinsics = torch.tensor([[[300.0, 0, 259.0], [0, 310.0, 196.0], [0, 0, 1.0]]])
+    encoding = cameras_to_pose_encoding(extrinsics, intrinsics, (392, 518))
+    back_extrinsics, back_intrinsics = pose_encoding_to_cameras(encoding, (392, 518))
+    torch.testing.assert_close(back_extrinsics, extrinsics, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(back_intrinsics[..., 0, 0], intrinsics[..., 0, 0])
+    torch.testing.assert_close(back_intrinsics[..., 1, 1], intrinsics[..., 1, 1])
+    assert camera_loss([encoding] * 4, encoding, 0.6).item() == 0.0
+    worse = camera_loss([encoding + 1.0, encoding], encoding, 0.6)
+    assert worse.item() == pytest.approx(0.6)  # only the first of two iterations is off, by 1 everywhere
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matrix_to_quaternion_inverts_quaternion_to_matrix(seed):
+    quat = torch.randn(16, 4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    quat = quat / quat.norm(dim=-1, keepdim=True)
+    quat = torch.where(quat[:, 3:] < 0, -quat, quat)
+    torch.testing.assert_close(matrix_to_quaternion(quaternion_to_matrix(quat)), quat)
