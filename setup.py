@@ -25,6 +25,7 @@ setup(
     entry_points={
         "console_scripts": [
             "moe3d-infer = moe3d_ros.cli.infer:main",
+            "moe3d-train = moe3d_ros.cli.train:main",
         ],
     },
 )

@@ -85,7 +85,8 @@ def build_model(cfg: TrainConfig) -> tuple[VGGT, str]:
     if weights is None:
         return model, f"{section.preset} preset, random initialisation"
     report = load_vggt_weights(model, weights)
-    if section.init_noise > 0 and isinstance(model.depth_head, MoEDepthHead) and report.notes:
+    initialised_from_dpt = bool(report.notes)  # the experts are identical copies of a DPT head
+    if section.init_noise > 0 and isinstance(model.depth_head, MoEDepthHead) and initialised_from_dpt:
         model.depth_head.perturb_experts(section.init_noise, torch.Generator().manual_seed(cfg.train.seed))
     return model, report.summary()
 
@@ -104,6 +105,7 @@ def set_trainable(model: VGGT, cfg: TrainConfig) -> list[nn.Parameter]:
                 block.requires_grad_(True)
     if train_camera and model.camera_head is not None:
         model.camera_head.requires_grad_(True)
+    model.aggregator.patch_embed.mask_token.requires_grad_(False)  # in the checkpoint, never used
     return [p for p in model.parameters() if p.requires_grad]
 
 

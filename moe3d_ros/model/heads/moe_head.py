@@ -99,6 +99,10 @@ class MoEDepthHead(DPTHead):
         for name in owned:
             delattr(self.scratch, name)
         self.experts = nn.ModuleList(copy.deepcopy(template) for _ in range(moe.num_experts))
+        for expert in self.experts:  # independent random init (copies would stay identical in training)
+            for module in expert.modules():
+                if isinstance(module, nn.Conv2d):
+                    module.reset_parameters()
         # The gate reads the features the experts share: full resolution for "output", the
         # refinenet1 input (layer-1 resolution, upsampled logits) for "fusion".
         gate_in = cfg.dpt.features // 2 if moe.scope == "output" else cfg.dpt.features
