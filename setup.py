@@ -13,7 +13,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
     ],
     install_requires=["setuptools"],
     extras_require={"test": ["pytest"]},
@@ -26,6 +26,7 @@ setup(
         "console_scripts": [
             "moe3d-infer = moe3d_ros.cli.infer:main",
             "moe3d-train = moe3d_ros.cli.train:main",
+            "moe3d_node = moe3d_ros.ros.node:main",
         ],
     },
 )

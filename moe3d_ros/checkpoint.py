@@ -14,7 +14,7 @@ import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +33,12 @@ DEPTH_PREFIX = "depth_head."
 # Top-level prefixes of head weights in the published checkpoint; a head that is not built
 # has its keys dropped by name (the track head is never built).
 HEAD_PREFIXES = {"camera": "camera_head.", "depth": "depth_head.", "point": "point_head.", "track": "track_head."}
+# The small model trained on synthetic scenes that ships with the package (see README).
+DEMO_MODEL_DIR = Path(__file__).resolve().parent / "models" / "demo"
+DEMO_WARNING = (
+    "USING THE BUNDLED SYNTHETIC DEMO MODEL: a small network trained on generated scenes, not VGGT-1B. "
+    "Depth on real images will be poor; pass checkpoint:=/path/to/VGGT-1B/model.pt for real use."
+)
 _HF_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -308,3 +314,17 @@ def load_any(
     if moe_head is not None:
         description += f"; depth head from {load_head_weights(model, moe_head).path}"
     return model.eval(), description
+
+
+def load_for_inference(
+    checkpoint: str, preset_name: str = "vggt_1b", moe_head: str = "", warn: Callable[[str], None] | None = None
+) -> tuple[VGGT, str]:
+    """`checkpoint` as load_any takes it, or '' for the bundled demo model (announced through `warn`)."""
+    if checkpoint:
+        return load_any(checkpoint, preset_name, moe_head=moe_head or None)
+    if not (DEMO_MODEL_DIR / CONFIG_FILE).exists():
+        raise CheckpointError(f"no checkpoint given and the bundled demo model is missing ({DEMO_MODEL_DIR}); pass a checkpoint")
+    if warn is not None:
+        warn(DEMO_WARNING)
+    model, description = load_any(DEMO_MODEL_DIR, moe_head=moe_head or None)
+    return model, f"synthetic demo model ({description})"

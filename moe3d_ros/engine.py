@@ -66,6 +66,10 @@ class Predictions:
     intrinsics: np.ndarray | None  # [S, 3, 3] of the model's pixel grid
     transforms: list[ImageTransform]
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    # With an MoE depth head (None otherwise):
+    winner: np.ndarray | None = None  # [S, H, W] uint8 index of the highest-weight expert
+    gate_entropy: np.ndarray | None = None  # [S, H, W] float32, nats
+    num_experts: int = 0
 
     def world_points(self) -> np.ndarray:
         """[S, H, W, 3] points in frame 0's camera frame, from depth and predicted cameras."""
@@ -110,6 +114,10 @@ class InferenceEngine:
                 intrinsics=None if out.intrinsics is None else out.intrinsics[0].float().cpu().numpy(),
                 transforms=transforms,
             )
+            if out.mixture is not None:
+                predictions.winner = out.mixture.winner[0].to(torch.uint8).cpu().numpy()
+                predictions.gate_entropy = out.mixture.entropy[0].float().cpu().numpy()
+                predictions.num_experts = out.mixture.gate_logits.shape[2]
         predictions.timings = dict(timer.seconds)
         return predictions
 

@@ -1,0 +1,171 @@
+"""numpy <-> sensor_msgs without cv_bridge or sensor_msgs_py.
+
+apt's cv_bridge breaks under numpy 2, and sensor_msgs_py reads 2-D arrays transposed for
+organised clouds, so messages are built here directly. `msg.data` is always filled from an
+`array.array('B')` (a memcpy); assigning an ndarray would copy element by element.
+"""
+from __future__ import annotations
+
+import array
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
+from std_msgs.msg import Header
+
+from ..postprocess import CloudArrays
+
+# encoding -> (channels, dtype); the colour order is handled in image_to_rgb
+ENCODINGS = {
+    "rgb8": (3, np.uint8),
+    "bgr8": (3, np.uint8),
+    "rgba8": (4, np.uint8),
+    "bgra8": (4, np.uint8),
+    "mono8": (1, np.uint8),
+    "mono16": (1, np.uint16),
+}
+
+
+class ConversionError(ValueError):
+    """A message that cannot be turned into an image; the text says what is wrong with it."""
+
+
+def _bytes(data: np.ndarray) -> array.array:
+    out = array.array("B")
+    out.frombytes(np.ascontiguousarray(data).view(np.uint8).reshape(-1).data)
+    return out
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """Image in a supported encoding -> HxWx3 uint8 RGB (mono16 keeps its top 8 bits)."""
+    if msg.encoding not in ENCODINGS:
+        raise ConversionError(f"unsupported encoding {msg.encoding!r} (supported: {', '.join(ENCODINGS)})")
+    channels, dtype = ENCODINGS[msg.encoding]
+    height, width, step = msg.height, msg.width, msg.step
+    if height == 0 or width == 0:
+        raise ConversionError(f"zero-sized image ({width}x{height})")
+    itemsize = np.dtype(dtype).itemsize
+    row_bytes = width * channels * itemsize
+    if step < row_bytes:
+        raise ConversionError(f"step {step} is smaller than width x bytes per pixel ({row_bytes})")
+    if len(msg.data) != step * height:
+        raise ConversionError(f"data has {len(msg.data)} bytes, expected step x height = {step} x {height} = {step * height}")
+    raw = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)[:, :row_bytes]
+    stored = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
+    pixels = raw.copy().view(stored).reshape(height, width, channels)
+    if msg.encoding == "mono16":
+        return np.repeat((pixels.astype(np.uint16) >> 8).astype(np.uint8), 3, axis=2)
+    if channels == 1:
+        return np.repeat(pixels, 3, axis=2)
+    if msg.encoding.startswith("bgr"):
+        pixels = pixels[..., 2::-1] if channels == 4 else pixels[..., ::-1]
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+    """JPEG/PNG bytes -> HxWx3 uint8 RGB."""
+    if len(msg.data) == 0:
+        raise ConversionError("compressed image has no data")
+    buffer = np.frombuffer(msg.data, dtype=np.uint8)
+    decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise ConversionError(f"could not decode {len(msg.data)} bytes of compressed image (format {msg.format!r})")
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+
+
+def image_msg(pixels: np.ndarray, encoding: str, header: Header) -> Image:
+    """Pixel array already in `encoding`'s layout (HxW or HxWxC) -> Image."""
+    pixels = np.ascontiguousarray(pixels)
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = int(pixels[0].nbytes)
+    msg.data = _bytes(pixels)
+    return msg
+
+
+def rgb_to_image_msg(rgb: np.ndarray, encoding: str, header: Header) -> Image:
+    """HxWx3 uint8 RGB -> Image in any supported encoding (mono ones get the grey level)."""
+    if encoding not in ENCODINGS:
+        raise ConversionError(f"unsupported encoding {encoding!r} (supported: {', '.join(ENCODINGS)})")
+    if encoding in ("mono8", "mono16"):
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        return image_msg(grey.astype(np.uint16) * 257 if encoding == "mono16" else grey, encoding, header)
+    pixels = rgb[..., ::-1] if encoding.startswith("bgr") else rgb
+    if encoding.endswith("a8"):
+        pixels = np.concatenate([pixels, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return image_msg(pixels, encoding, header)
+
+
+def depth_msg(depth: np.ndarray, header: Header) -> Image:
+    """float32 depth [H, W] (NaN = invalid) -> 32FC1 Image."""
+    return image_msg(np.ascontiguousarray(depth, dtype=np.float32), "32FC1", header)
+
+
+def camera_info_msg(intrinsics: np.ndarray, width: int, height: int, header: Header) -> CameraInfo:
+    """Pinhole CameraInfo for an undistorted image of width x height."""
+    msg = CameraInfo()
+    msg.header = header
+    msg.width, msg.height = int(width), int(height)
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    k = np.asarray(intrinsics, dtype=np.float64)
+    msg.k = k.reshape(-1).tolist()
+    msg.r = np.eye(3).reshape(-1).tolist()
+    msg.p = np.hstack([k, np.zeros((3, 1))]).reshape(-1).tolist()
+    return msg
+
+
+def camera_info_intrinsics(msg: CameraInfo) -> np.ndarray:
+    """3x3 K of a CameraInfo; raises ConversionError when it is unset."""
+    k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+    if k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise ConversionError("CameraInfo has no focal length (K is unset)")
+    return k
+
+
+# PointCloud2: PCL PointXYZRGB layout (x, y, z, rgb at 0/4/8/12) plus confidence and expert.
+CLOUD_DTYPE = np.dtype(
+    {
+        "names": ["x", "y", "z", "rgb", "confidence", "expert"],
+        "formats": ["<f4", "<f4", "<f4", "<u4", "<f4", "u1"],
+        "offsets": [0, 4, 8, 12, 16, 20],
+        "itemsize": 24,
+    }
+)
+CLOUD_FIELDS = [
+    PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=1),
+    PointField(name="y", offset=4, datatype=PointField.FLOAT32, count=1),
+    PointField(name="z", offset=8, datatype=PointField.FLOAT32, count=1),
+    PointField(name="rgb", offset=12, datatype=PointField.FLOAT32, count=1),
+    PointField(name="confidence", offset=16, datatype=PointField.FLOAT32, count=1),
+    PointField(name="expert", offset=20, datatype=PointField.UINT8, count=1),
+]
+
+
+def cloud_msg(cloud: CloudArrays, header: Header) -> PointCloud2:
+    """Organised ([H, W] arrays) or unorganised ([N]) PointCloud2."""
+    shape = cloud.confidence.shape
+    records = np.empty(shape, dtype=CLOUD_DTYPE)
+    records["x"], records["y"], records["z"] = cloud.points[..., 0], cloud.points[..., 1], cloud.points[..., 2]
+    rgb = cloud.colors.astype(np.uint32)
+    records["rgb"] = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    records["confidence"] = cloud.confidence
+    records["expert"] = cloud.expert
+    msg = PointCloud2()
+    msg.header = header
+    msg.height, msg.width = (int(shape[0]), int(shape[1])) if len(shape) == 2 else (1, int(shape[0]))
+    msg.fields = CLOUD_FIELDS
+    msg.is_bigendian = False
+    msg.point_step = CLOUD_DTYPE.itemsize
+    msg.row_step = msg.point_step * msg.width
+    msg.is_dense = bool(np.isfinite(cloud.points).all())
+    msg.data = _bytes(records)
+    return msg
+
+
+def cloud_records(msg: PointCloud2) -> np.ndarray:
+    """A PointCloud2 written by cloud_msg as a structured array [height, width]."""
+    return np.frombuffer(msg.data, dtype=CLOUD_DTYPE).reshape(msg.height, msg.width)

@@ -1,0 +1,240 @@
+"""The node's parameters: declared with descriptors, validated, gathered in NodeSettings.
+
+Structural parameters (topics, model, device, window) are read-only after start-up; filter,
+cloud, fusion and scale parameters can change at run time and are validated on every change.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from ..filtering import FilterConfig
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    default: Any
+    kind: int
+    description: str
+    read_only: bool = True
+    choices: tuple[str, ...] = ()
+    min_value: float | None = None
+    max_value: float | None = None
+
+
+_T = ParameterType
+SPECS: dict[str, ParamSpec] = {
+    "image_topics": ParamSpec(["/camera/image_raw"], _T.PARAMETER_STRING_ARRAY,
+                              "Image topics, one per camera; a topic ending in /compressed is read as CompressedImage"),
+    "camera_info_topics": ParamSpec([""], _T.PARAMETER_STRING_ARRAY,
+                                    "CameraInfo topic per camera; [''] (default) = the image topic's sibling 'camera_info'; "
+                                    "'none' for a camera = use the model's predicted intrinsics"),
+    "camera_names": ParamSpec([""], _T.PARAMETER_STRING_ARRAY,
+                              "Output sub-namespace per camera; [''] (default) = derived from the image topic"),
+    "compressed": ParamSpec(False, _T.PARAMETER_BOOL, "Read every image topic as sensor_msgs/CompressedImage"),
+    "reference_camera": ParamSpec(0, _T.PARAMETER_INTEGER, "Camera whose optical frame holds the cloud and poses", min_value=0),
+    "window_size": ParamSpec(4, _T.PARAMETER_INTEGER, "Frames per model call: newest of every camera plus keyframes",
+                             min_value=1, max_value=64),
+    "keyframe_spacing": ParamSpec(0.5, _T.PARAMETER_DOUBLE, "Minimum stamp spacing between a camera's keyframes [s]", min_value=0.0),
+    "stale_timeout": ParamSpec(2.0, _T.PARAMETER_DOUBLE, "A camera silent this long is left out of windows [s]", min_value=0.01),
+    "checkpoint": ParamSpec("", _T.PARAMETER_STRING,
+                            "Our checkpoint folder, a VGGT .pt/.safetensors file or org/name; '' = bundled demo model"),
+    "preset": ParamSpec("vggt_1b", _T.PARAMETER_STRING, "Architecture of a published VGGT checkpoint", choices=("vggt_1b", "tiny")),
+    "moe_head": ParamSpec("", _T.PARAMETER_STRING, "Depth-head checkpoint folder loaded on top of `checkpoint`"),
+    "device": ParamSpec("auto", _T.PARAMETER_STRING, "auto (CUDA when present), cpu, cuda or cuda:N"),
+    "precision": ParamSpec("auto", _T.PARAMETER_STRING, "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16",
+                           choices=("auto", "fp32", "bf16", "fp16")),
+    "preprocess_mode": ParamSpec("crop", _T.PARAMETER_STRING, "crop or pad, as the reference preprocessing", choices=("crop", "pad")),
+    "fusion": ParamSpec("winner", _T.PARAMETER_STRING, "MoE fusion: winner (sharp) or mean", read_only=False,
+                        choices=("winner", "mean")),
+    "filter.min_confidence": ParamSpec(1.5, _T.PARAMETER_DOUBLE, "Drop pixels with model confidence below this (0 = off)",
+                                       read_only=False, min_value=0.0),
+    "filter.max_gate_entropy": ParamSpec(0.5, _T.PARAMETER_DOUBLE, "Drop pixels whose MoE gate entropy exceeds this [nats] (inf = off)",
+                                         read_only=False, min_value=0.0),
+    "filter.max_edge_jump": ParamSpec(0.05, _T.PARAMETER_DOUBLE, "Drop pixels whose depth jumps more than this to a neighbour "
+                                      "(relative; inf = off)", read_only=False, min_value=0.0),
+    "filter.min_depth": ParamSpec(0.0, _T.PARAMETER_DOUBLE, "Drop depth below this (published units)", read_only=False, min_value=0.0),
+    "filter.max_depth": ParamSpec(math.inf, _T.PARAMETER_DOUBLE, "Drop depth above this (published units)", read_only=False, min_value=0.0),
+    "cloud.organized": ParamSpec(True, _T.PARAMETER_BOOL, "Organised cloud (filtered points NaN) or unorganised (dropped)",
+                                 read_only=False),
+    "cloud.decimation": ParamSpec(1, _T.PARAMETER_INTEGER, "Keep every n-th pixel in both directions", read_only=False,
+                                  min_value=1, max_value=64),
+    "output_reliability": ParamSpec("reliable", _T.PARAMETER_STRING, "QoS reliability of the outputs",
+                                    choices=("reliable", "best_effort")),
+    "scale.mode": ParamSpec("relative", _T.PARAMETER_STRING, "relative (VGGT's normalised units) or fixed (x scale.factor = metres)",
+                            choices=("relative", "fixed")),
+    "scale.factor": ParamSpec(1.0, _T.PARAMETER_DOUBLE, "Metres per model unit when scale.mode is fixed", read_only=False,
+                              min_value=1e-9),
+    "diagnostics_period": ParamSpec(1.0, _T.PARAMETER_DOUBLE, "Seconds between /diagnostics messages", min_value=0.05),
+}
+
+
+@dataclass
+class NodeSettings:
+    image_topics: list[str]
+    camera_info_topics: list[str | None]
+    camera_names: list[str]
+    compressed: list[bool]
+    reference_camera: int
+    window_size: int
+    keyframe_spacing: float
+    stale_timeout: float
+    checkpoint: str
+    preset: str
+    moe_head: str
+    device: str
+    precision: str
+    preprocess_mode: str
+    fusion: str
+    filter: FilterConfig
+    organized: bool
+    decimation: int
+    output_reliability: str
+    scale_mode: str
+    scale_factor: float
+    diagnostics_period: float
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scale(self) -> float:
+        return self.scale_factor if self.scale_mode == "fixed" else 1.0
+
+
+def declare(node: Node) -> None:
+    for name, spec in SPECS.items():
+        descriptor = ParameterDescriptor(name=name, type=spec.kind, description=spec.description, read_only=spec.read_only)
+        if spec.choices:
+            descriptor.additional_constraints = f"one of {', '.join(spec.choices)}"
+        if spec.kind == _T.PARAMETER_INTEGER and spec.min_value is not None:
+            descriptor.integer_range = [IntegerRange(from_value=int(spec.min_value), to_value=int(spec.max_value or 2**31 - 1), step=1)]
+        if spec.kind == _T.PARAMETER_DOUBLE and spec.min_value is not None:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.min_value), to_value=float(spec.max_value or math.inf), step=0.0)]
+        node.declare_parameter(name, spec.default, descriptor)
+
+
+def topic_camera_name(topic: str, index: int) -> str:
+    """'/front/image_raw' -> 'front'; '/image' -> 'camera_<index>'."""
+    parts = [p for p in topic.split("/") if p]
+    if parts and parts[-1] == "compressed":
+        parts = parts[:-1]
+    name = parts[-2] if len(parts) >= 2 else f"camera_{index}"
+    return name.replace("-", "_")
+
+
+def sibling_camera_info(topic: str) -> str:
+    base = topic[: -len("/compressed")] if topic.endswith("/compressed") else topic
+    head, _, _ = base.rpartition("/")
+    return f"{head}/camera_info"
+
+
+def check_value(name: str, value: Any) -> str | None:
+    """Why `value` is not acceptable for parameter `name`, or None."""
+    spec = SPECS[name]
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
+    if spec.min_value is not None and isinstance(value, (int, float)) and value < spec.min_value:
+        return f"{name} must be >= {spec.min_value}, got {value}"
+    if spec.max_value is not None and isinstance(value, (int, float)) and value > spec.max_value:
+        return f"{name} must be <= {spec.max_value}, got {value}"
+    return None
+
+
+def read(node: Node) -> NodeSettings:
+    """All parameters, validated; raises ValueError naming the parameter and what to fix."""
+    raw = {name: node.get_parameter(name).value for name in SPECS}
+    problems = [p for name, value in raw.items() if (p := check_value(name, value))]
+    topics = [t for t in raw["image_topics"] if t]
+    if not topics:
+        problems.append("image_topics is empty: give at least one image topic")
+    count = len(topics)
+
+    def per_camera(name: str) -> list[str]:
+        values = list(raw[name])
+        if values == [""]:
+            return [""] * count
+        if len(values) != count:
+            problems.append(f"{name} has {len(values)} entries but image_topics has {count}")
+            return [""] * count
+        return values
+
+    info = [None if v == "none" else (v or sibling_camera_info(t)) for v, t in zip(per_camera("camera_info_topics"), topics)]
+    names = [v or topic_camera_name(t, i) for i, (v, t) in enumerate(zip(per_camera("camera_names"), topics))]
+    if len(set(names)) != len(names):
+        problems.append(f"camera_names must be unique, got {names}: set camera_names explicitly")
+    if raw["reference_camera"] >= max(count, 1):
+        problems.append(f"reference_camera {raw['reference_camera']} is out of range for {count} camera(s)")
+    if raw["window_size"] < count:
+        problems.append(f"window_size ({raw['window_size']}) must be at least the number of cameras ({count})")
+    try:
+        filter_cfg = filter_from(raw)
+    except ValueError as exc:
+        problems.append(f"filter: {exc}")
+        filter_cfg = FilterConfig()
+    if problems:
+        raise ValueError("invalid parameters: " + "; ".join(problems))
+    return NodeSettings(
+        image_topics=topics,
+        camera_info_topics=info,
+        camera_names=names,
+        compressed=[raw["compressed"] or t.endswith("/compressed") for t in topics],
+        reference_camera=raw["reference_camera"],
+        window_size=raw["window_size"],
+        keyframe_spacing=raw["keyframe_spacing"],
+        stale_timeout=raw["stale_timeout"],
+        checkpoint=raw["checkpoint"],
+        preset=raw["preset"],
+        moe_head=raw["moe_head"],
+        device=raw["device"],
+        precision=raw["precision"],
+        preprocess_mode=raw["preprocess_mode"],
+        fusion=raw["fusion"],
+        filter=filter_cfg,
+        organized=raw["cloud.organized"],
+        decimation=raw["cloud.decimation"],
+        output_reliability=raw["output_reliability"],
+        scale_mode=raw["scale.mode"],
+        scale_factor=raw["scale.factor"],
+        diagnostics_period=raw["diagnostics_period"],
+        raw=raw,
+    )
+
+
+def filter_from(values: dict[str, Any]) -> FilterConfig:
+    return FilterConfig(
+        min_confidence=values["filter.min_confidence"],
+        max_gate_entropy=values["filter.max_gate_entropy"],
+        max_edge_jump=values["filter.max_edge_jump"],
+        min_depth=values["filter.min_depth"],
+        max_depth=values["filter.max_depth"],
+    )
+
+
+def validate_change(settings: NodeSettings, params: list[Parameter]) -> tuple[SetParametersResult, dict[str, Any]]:
+    """Check a run-time change; returns the result and the merged raw values when accepted."""
+    merged = dict(settings.raw)
+    for param in params:
+        if param.name not in SPECS:
+            continue
+        reason = check_value(param.name, param.value)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason), merged
+        merged[param.name] = param.value
+    try:
+        filter_from(merged)
+    except ValueError as exc:
+        return SetParametersResult(successful=False, reason=f"filter: {exc}"), merged
+    return SetParametersResult(successful=True), merged
+
+
+def apply_change(settings: NodeSettings, merged: dict[str, Any]) -> None:
+    settings.raw = merged
+    settings.filter = filter_from(merged)
+    settings.fusion = merged["fusion"]
+    settings.organized = merged["cloud.organized"]
+    settings.decimation = merged["cloud.decimation"]
+    settings.scale_factor = merged["scale.factor"]

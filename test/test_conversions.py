@@ -1,0 +1,161 @@
+"""Message conversions without a ROS graph: images in every encoding, compressed images,
+CameraInfo, and the PointCloud2 layout read back with numpy."""
+from __future__ import annotations
+
+import array
+import importlib.util
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs (ROS 2 or the ros-jazzy-sensor-msgs wheel) is not installed")
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from moe3d_ros.postprocess import CloudArrays  # noqa: E402
+from moe3d_ros.ros.conversions import (  # noqa: E402
+    ENCODINGS,
+    ConversionError,
+    camera_info_intrinsics,
+    camera_info_msg,
+    cloud_msg,
+    cloud_records,
+    compressed_to_rgb,
+    depth_msg,
+    image_msg,
+    image_to_rgb,
+    rgb_to_image_msg,
+)
+
+RNG = np.random.default_rng(0)
+RGB = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+
+
+def header() -> Header:
+    h = Header(frame_id="cam_optical_frame")
+    h.stamp.sec, h.stamp.nanosec = 12, 345
+    return h
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_every_encoding_round_trips(encoding):
+    msg = rgb_to_image_msg(RGB, encoding, header())
+    assert isinstance(msg.data, array.array) and msg.encoding == encoding
+    back = image_to_rgb(msg)
+    assert back.shape == RGB.shape and back.dtype == np.uint8
+    if encoding.startswith("mono"):
+        grey = cv2.cvtColor(RGB, cv2.COLOR_RGB2GRAY)
+        np.testing.assert_array_equal(back, np.repeat(grey[..., None], 3, axis=2))
+    else:
+        np.testing.assert_array_equal(back, RGB)
+
+
+def test_padded_rows_and_big_endian_mono16():
+    grey16 = RNG.integers(0, 65536, (4, 3), dtype=np.uint16)
+    msg = Image(height=4, width=3, encoding="mono16", is_bigendian=1, step=8)  # 2 bytes of row padding
+    rows = np.zeros((4, 8), np.uint8)
+    rows[:, :6] = grey16.astype(">u2").view(np.uint8).reshape(4, 6)
+    msg.data = array.array("B", rows.tobytes())
+    back = image_to_rgb(msg)
+    np.testing.assert_array_equal(back[..., 0], (grey16 >> 8).astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(encoding="yuv422"), "unsupported encoding"),
+        (dict(width=0, height=0, step=0, data=b""), "zero-sized"),
+        (dict(data=b"\x00" * 10), "expected step x height"),
+        (dict(step=5), "smaller than width"),
+    ],
+)
+def test_malformed_images_are_clear_errors(fields, message):
+    msg = rgb_to_image_msg(RGB, "rgb8", header())
+    for key, value in fields.items():
+        setattr(msg, key, array.array("B", value) if key == "data" else value)
+    with pytest.raises(ConversionError, match=message):
+        image_to_rgb(msg)
+
+
+def test_compressed_jpeg_and_png_decode_and_corrupt_bytes_fail():
+    for ext in (".png", ".jpg"):
+        ok, encoded = cv2.imencode(ext, cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR))
+        msg = CompressedImage(format=ext[1:], data=array.array("B", encoded.tobytes()))
+        back = compressed_to_rgb(msg)
+        assert back.shape == RGB.shape
+        if ext == ".png":
+            np.testing.assert_array_equal(back, RGB)
+    with pytest.raises(ConversionError, match="could not decode"):
+        compressed_to_rgb(CompressedImage(format="jpeg", data=array.array("B", b"\xff\xd8 not a jpeg")))
+    with pytest.raises(ConversionError, match="no data"):
+        compressed_to_rgb(CompressedImage(format="jpeg"))
+
+
+def test_depth_is_32fc1_with_nan_kept():
+    depth = RNG.uniform(0.5, 3, (4, 6)).astype(np.float32)
+    depth[1, 2] = np.nan
+    msg = depth_msg(depth, header())
+    assert (msg.encoding, msg.step, msg.header.frame_id) == ("32FC1", 24, "cam_optical_frame")
+    back = np.frombuffer(msg.data, np.float32).reshape(4, 6)
+    np.testing.assert_array_equal(back, depth)
+
+
+def test_camera_info_carries_intrinsics_and_projection():
+    k = np.array([[300.0, 0, 160.5], [0, 310.0, 120.25], [0, 0, 1]])
+    msg = camera_info_msg(k, 320, 240, header())
+    np.testing.assert_array_equal(camera_info_intrinsics(msg), k)
+    np.testing.assert_array_equal(np.array(msg.p).reshape(3, 4)[:, :3], k)
+    assert (msg.width, msg.height, msg.distortion_model) == (320, 240, "plumb_bob")
+    msg.k = [0.0] * 9
+    with pytest.raises(ConversionError, match="no focal length"):
+        camera_info_intrinsics(msg)
+
+
+def _cloud(shape):
+    points = RNG.normal(size=shape + (3,)).astype(np.float32)
+    points[(0,) * len(shape)] = np.nan
+    return CloudArrays(points, RNG.integers(0, 256, shape + (3,), dtype=np.uint8),
+                       RNG.uniform(1, 5, shape).astype(np.float32), RNG.integers(0, 4, shape, dtype=np.uint8))
+
+
+def test_organised_cloud_layout_reads_back_with_numpy():
+    cloud = _cloud((3, 4))
+    msg = cloud_msg(cloud, header())
+    assert (msg.height, msg.width, msg.point_step, msg.row_step, msg.is_dense) == (3, 4, 24, 96, False)
+    assert [(f.name, f.offset) for f in msg.fields][:4] == [("x", 0), ("y", 4), ("z", 8), ("rgb", 12)]
+    raw = np.frombuffer(msg.data, np.uint8).reshape(3, 4, 24)
+    xyz = raw[..., :12].copy().view(np.float32).reshape(3, 4, 3)
+    np.testing.assert_array_equal(xyz, cloud.points)
+    rgb = raw[..., 12:16].copy().view(np.uint32).reshape(3, 4)
+    np.testing.assert_array_equal((rgb >> 16) & 255, cloud.colors[..., 0])
+    np.testing.assert_array_equal(rgb & 255, cloud.colors[..., 2])
+    records = cloud_records(msg)
+    np.testing.assert_array_equal(records["expert"], cloud.expert)
+    np.testing.assert_array_equal(records["confidence"], cloud.confidence)
+
+
+def test_unorganised_cloud():
+    cloud = _cloud((5,))
+    msg = cloud_msg(cloud, header())
+    assert (msg.height, msg.width) == (1, 5)
+    np.testing.assert_array_equal(cloud_records(msg)["y"][0], cloud.points[:, 1])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sensor_msgs_py") is None, reason="sensor_msgs_py not installed (needs a ROS install)")
+def test_cross_check_with_sensor_msgs_py():
+    from sensor_msgs_py import point_cloud2
+
+    cloud = _cloud((3, 4))
+    points = point_cloud2.read_points(cloud_msg(cloud, header()), field_names=("x", "y", "z"), skip_nans=False)
+    np.testing.assert_array_equal(np.stack([points["x"], points["y"], points["z"]], -1).reshape(3, 4, 3), cloud.points)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cv_bridge") is None, reason="cv_bridge not installed (needs a ROS install)")
+def test_cross_check_with_cv_bridge():
+    from cv_bridge import CvBridge
+
+    bridge = CvBridge()
+    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(image_msg(RGB, "rgb8", header())), RGB)
+    depth = RNG.uniform(0.5, 3, (4, 6)).astype(np.float32)
+    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(depth_msg(depth, header())), depth)

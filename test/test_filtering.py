@@ -1,0 +1,52 @@
+"""Boundary-clean filter on constructed depth maps (no ROS)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from moe3d_ros.filtering import FilterConfig, boundary_clean_mask, edge_mask
+
+OFF = dict(min_confidence=0.0, max_gate_entropy=math.inf, max_edge_jump=math.inf)
+
+
+def test_depth_edge_removes_both_sides_of_a_step_only():
+    depth = np.full((4, 6), 2.0, np.float32)
+    depth[:, 3:] = 4.0  # a step between columns 2 and 3
+    jump = edge_mask(depth, 0.05)
+    assert jump[:, 2].all() and jump[:, 3].all()
+    assert not jump[:, [0, 1, 4, 5]].any()
+    # A smooth ramp of 1% per pixel is kept.
+    ramp = np.tile(np.linspace(1.0, 1.05, 6, dtype=np.float32), (4, 1))
+    assert not edge_mask(ramp, 0.05).any()
+
+
+def test_each_test_and_its_count():
+    depth = np.array([[1.0, 1.0, 1.0], [1.0, np.nan, 9.0]], np.float32)
+    confidence = np.array([[5.0, 1.1, 5.0], [5.0, 5.0, 5.0]], np.float32)
+    entropy = np.array([[0.0, 0.0, 1.2], [0.0, 0.0, 0.0]], np.float32)
+    cfg = FilterConfig(min_confidence=1.5, max_gate_entropy=0.5, max_edge_jump=math.inf, max_depth=5.0)
+    result = boundary_clean_mask(depth, confidence, cfg, entropy)
+    expected = np.array([[True, False, False], [True, False, False]])
+    np.testing.assert_array_equal(result.mask, expected)
+    assert result.counts == {"invalid": 1, "confidence": 1, "gate_entropy": 1, "depth_edge": 0, "range": 1}
+
+
+def test_switched_off_tests_keep_everything_finite():
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(0.5, 10, (8, 8)).astype(np.float32)
+    result = boundary_clean_mask(depth, np.ones_like(depth), FilterConfig(**OFF), rng.uniform(0, 2, (8, 8)))
+    assert result.mask.all()
+
+
+def test_no_gate_entropy_for_a_plain_dpt_head():
+    depth = np.ones((3, 3), np.float32)
+    result = boundary_clean_mask(depth, np.full_like(depth, 2.0), FilterConfig(), None)
+    assert result.mask.all() and result.counts["gate_entropy"] == 0
+
+
+@pytest.mark.parametrize("bad", [dict(min_confidence=-1), dict(max_edge_jump=-0.1), dict(min_depth=5, max_depth=1)])
+def test_bad_settings_are_errors(bad):
+    with pytest.raises(ValueError):
+        FilterConfig(**bad)

@@ -1,0 +1,176 @@
+"""moe3d_node under faults and load, each in its own process: bad start-up configuration, missing
+and corrupt checkpoints, an out-of-memory error in the engine, 4 cameras at 60 Hz, no subscribers."""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from ros_harness import NodeProcess, rclpy, spin_once, spin_until
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from moe3d_ros.ros.conversions import rgb_to_image_msg  # noqa: E402
+from test_node_e2e import make_small_model  # noqa: E402
+
+DOMAIN_ID = 110 + os.getpid() % 40
+SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_small_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def ros_node():
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=DOMAIN_ID)
+    node = rclpy.create_node("moe3d_fault_test", context=context)
+    yield node
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+def _start_fails(tmp_path, parameters: dict, *expected: str) -> None:
+    proc = NodeProcess(DOMAIN_ID, parameters, tmp_path)
+    try:
+        code = proc.wait_exit(timeout=120)
+        output = proc.output()
+    finally:
+        proc.stop()
+    assert code != 0, output
+    for text in expected:
+        assert text in output, output
+
+
+@pytest.mark.parametrize(
+    "parameters, expected",
+    [
+        ({"window_size": 1, "image_topics": ["/a/image", "/b/image"]}, ["window_size (1) must be at least the number of cameras (2)"]),
+        ({"preprocess_mode": "stretch"}, ["preprocess_mode must be one of crop, pad"]),
+        ({"camera_names": ["x", "y"]}, ["camera_names has 2 entries but image_topics has 1"]),
+        ({"device": "cuda:7"} if not __import__("torch").cuda.is_available() else {"device": "tpu"}, ["device"]),
+    ],
+)
+def test_bad_configuration_fails_at_start_up_naming_the_parameter(tmp_path, checkpoint, parameters, expected):
+    _start_fails(tmp_path, {"checkpoint": str(checkpoint), **parameters}, "cannot start", *expected)
+
+
+def test_missing_and_corrupt_checkpoints_fail_at_start_up(tmp_path):
+    _start_fails(tmp_path, {"checkpoint": str(tmp_path / "absent.pt")}, "cannot start", "does not exist")
+    corrupt = tmp_path / "model.pt"
+    corrupt.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    _start_fails(tmp_path, {"checkpoint": str(corrupt)}, "cannot start", "corrupt or truncated")
+
+
+def _publish(publisher, stamp_s: float, frame_id: str, rng) -> None:
+    header = Header(frame_id=frame_id)
+    header.stamp.sec, header.stamp.nanosec = int(stamp_s), int(round((stamp_s % 1) * 1e9))
+    publisher.publish(rgb_to_image_msg(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), "rgb8", header))
+
+
+class Diagnostics:
+    def __init__(self, node) -> None:
+        self.latest: dict[str, dict[str, str]] = {}
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on, 10)
+
+    def _on(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            self.latest[status.name] = {"message": status.message, **{kv.key: kv.value for kv in status.values}}
+
+    def value(self, name: str, key: str, default: str = "0") -> str:
+        return self.latest.get(name, {}).get(key, default)
+
+
+def test_out_of_memory_in_the_engine_drops_one_window_and_the_node_recovers(tmp_path, checkpoint, ros_node):
+    proc = NodeProcess(DOMAIN_ID, {"checkpoint": str(checkpoint), "image_topics": ["/oom/image_raw"], "diagnostics_period": 0.2},
+                       tmp_path, extra_env={"MOE3D_FAULT_INJECTION": "engine_oom:1"})
+    try:
+        publisher = ros_node.create_publisher(Image, "/oom/image_raw", SENSOR_QOS)
+        depth = []
+        ros_node.create_subscription(Image, "/moe3d/oom/depth/image", depth.append, 10)
+        diagnostics = Diagnostics(ros_node)
+        spin_until(ros_node, lambda: publisher.get_subscription_count() > 0, 60, "the node to subscribe", proc)
+        rng = np.random.default_rng(0)
+        stamp = 1.0
+        deadline = time.monotonic() + 60
+        while not depth:
+            assert time.monotonic() < deadline, proc.output()[-3000:]
+            stamp += 0.2
+            _publish(publisher, stamp, "oom_optical_frame", rng)
+            for _ in range(10):  # a camera at about 2 Hz
+                spin_once(ros_node, timeout_sec=0.05)
+        spin_until(ros_node, lambda: diagnostics.value("moe3d: engine", "out_of_memory") == "1", 20, "the OOM in /diagnostics", proc)
+        assert "out of memory" in diagnostics.latest["moe3d: engine"]["message"] or "out of memory" in proc.output()
+        assert proc.proc.poll() is None
+    finally:
+        proc.stop()
+
+
+def test_overload_keeps_memory_bounded_and_counts_newest_wins_drops(tmp_path, checkpoint, ros_node):
+    """4 cameras at 60 Hz while each window takes longer than a frame period."""
+    topics = [f"/load{i}/image_raw" for i in range(4)]
+    proc = NodeProcess(DOMAIN_ID, {"checkpoint": str(checkpoint), "image_topics": topics, "window_size": 6,
+                                   "keyframe_spacing": 0.2, "diagnostics_period": 0.25}, tmp_path)
+    try:
+        publishers = [ros_node.create_publisher(Image, t, SENSOR_QOS) for t in topics]
+        received = []
+        ros_node.create_subscription(Image, "/moe3d/load0/depth/image", received.append, 10)
+        diagnostics = Diagnostics(ros_node)
+        spin_until(ros_node, lambda: all(p.get_subscription_count() > 0 for p in publishers), 60, "the node to subscribe", proc)
+        rng = np.random.default_rng(1)
+        images = [rgb_to_image_msg(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), "rgb8", Header(frame_id=f"load{i}"))
+                  for i in range(4)]
+        rss = []
+        start = time.monotonic()
+        tick = 0
+        while time.monotonic() - start < 12.0:
+            tick += 1
+            for i, (publisher, msg) in enumerate(zip(publishers, images)):
+                msg.header.stamp.sec, msg.header.stamp.nanosec = tick // 60, (tick % 60) * 16_000_000
+                publisher.publish(msg)
+            next_tick = start + tick / 60
+            while time.monotonic() < next_tick:
+                spin_once(ros_node, timeout_sec=max(0.0, next_tick - time.monotonic()))
+            if tick % 60 == 0:
+                rss.append(proc.rss_mb())
+        assert received, "no depth published under load"
+        windows = int(diagnostics.value("moe3d: engine", "windows"))
+        superseded = sum(int(diagnostics.value(f"moe3d: camera load{i}", "dropped_superseded")) for i in range(4))
+        frames_in = sum(int(diagnostics.value(f"moe3d: camera load{i}", "received")) for i in range(4))
+        assert superseded > 0 and windows < frames_in / 4, (windows, superseded, frames_in)
+        # Bounded: after warm-up, resident memory does not keep growing with the input stream.
+        steady = rss[3:]
+        assert max(steady) - min(steady) < 150, rss
+    finally:
+        proc.stop()
+
+
+def test_no_work_without_subscribers(tmp_path, checkpoint, ros_node):
+    proc = NodeProcess(DOMAIN_ID, {"checkpoint": str(checkpoint), "image_topics": ["/idle/image_raw"], "diagnostics_period": 0.2}, tmp_path)
+    try:
+        publisher = ros_node.create_publisher(Image, "/idle/image_raw", SENSOR_QOS)
+        diagnostics = Diagnostics(ros_node)
+        spin_until(ros_node, lambda: publisher.get_subscription_count() > 0, 60, "the node to subscribe", proc)
+        rng = np.random.default_rng(2)
+        stamp = 1.0
+
+        def idle() -> bool:
+            return int(diagnostics.value("moe3d: engine", "idle_skips_no_subscriber")) >= 3
+
+        deadline = time.monotonic() + 30
+        while not idle():
+            assert time.monotonic() < deadline, proc.output()[-3000:]
+            stamp += 0.1
+            _publish(publisher, stamp, "idle_optical_frame", rng)
+            for _ in range(4):
+                spin_once(ros_node, timeout_sec=0.05)
+        assert diagnostics.value("moe3d: engine", "windows") == "0"
+    finally:
+        proc.stop()
