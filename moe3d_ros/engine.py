@@ -107,7 +107,7 @@ class InferenceEngine:
             out = self.model(batch, heads=self.config.heads, timer=timer)
         with timer.stage("to_host"):
             predictions = Predictions(
-                images=(batch * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy(),
+                images=(batch * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy(),
                 depth=out.depth[0].float().cpu().numpy(),
                 depth_conf=out.depth_conf[0].float().cpu().numpy(),
                 extrinsics=None if out.extrinsics is None else out.extrinsics[0].float().cpu().numpy(),

@@ -5,8 +5,8 @@ each with a documented default (set a threshold to 0 / inf to switch its test of
 - confidence: the model's own confidence (>= 1) must reach `min_confidence`;
 - gate entropy: where the MoE gate is undecided between experts that disagree, the pixel lies
   on a boundary the model could not resolve (`max_gate_entropy`, nats; log K = undecided);
-- depth edge: a pixel whose depth differs from a 4-neighbour's by more than `max_edge_jump`
-  (relative) straddles a discontinuity;
+- depth edge: two 4-neighbours whose depths differ by more than `max_edge_jump` relative to the
+  nearer one straddle a discontinuity: both are removed;
 - range: depth outside [min_depth, max_depth] (in the published units).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 class FilterConfig:
     min_confidence: float = 1.5  # 1 + exp(c): 1.5 drops the least confident pixels only
     max_gate_entropy: float = 0.5  # nats; log(4) = 1.39 is a uniform 4-expert gate
-    max_edge_jump: float = 0.05  # |d - d_neighbour| / d
+    max_edge_jump: float = 0.05  # |d_a - d_b| / min(d_a, d_b) between 4-neighbours
     min_depth: float = 0.0
     max_depth: float = math.inf
 
@@ -39,15 +39,20 @@ class FilterResult:
 
 
 def edge_mask(depth: np.ndarray, max_jump: float) -> np.ndarray:
-    """True where some 4-neighbour's depth differs by more than max_jump relative to this pixel."""
+    """True on both pixels of any 4-neighbour pair whose depth ratio exceeds 1 + max_jump.
+
+    Works on log depth: one logarithm, then a threshold on neighbour differences.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_depth = np.log(np.where(depth > 0, depth, np.float32(np.nan)) if not (depth > 0).all() else depth)
+    threshold = np.float32(math.log1p(max_jump))
+    jump_x = np.abs(np.diff(log_depth, axis=1)) > threshold
+    jump_y = np.abs(np.diff(log_depth, axis=0)) > threshold
     jump = np.zeros(depth.shape, dtype=bool)
-    safe = np.where(depth > 0, depth, np.inf)
-    dx = np.abs(np.diff(depth, axis=1))
-    dy = np.abs(np.diff(depth, axis=0))
-    jump[:, :-1] |= dx > max_jump * safe[:, :-1]
-    jump[:, 1:] |= dx > max_jump * safe[:, 1:]
-    jump[:-1, :] |= dy > max_jump * safe[:-1, :]
-    jump[1:, :] |= dy > max_jump * safe[1:, :]
+    jump[:, :-1] |= jump_x
+    jump[:, 1:] |= jump_x
+    jump[:-1, :] |= jump_y
+    jump[1:, :] |= jump_y
     return jump
 
 
@@ -56,16 +61,19 @@ def boundary_clean_mask(
 ) -> FilterResult:
     """Keep-mask for one depth map [H, W]; gate_entropy is None for a plain DPT head."""
     finite = np.isfinite(depth) & (depth > 0)
-    low_conf = confidence < cfg.min_confidence
-    undecided = gate_entropy > cfg.max_gate_entropy if gate_entropy is not None else np.zeros_like(finite)
-    edges = edge_mask(np.where(finite, depth, 0.0), cfg.max_edge_jump) if math.isfinite(cfg.max_edge_jump) else np.zeros_like(finite)
-    out_of_range = (depth < cfg.min_depth) | (depth > cfg.max_depth)
-    mask = finite & ~low_conf & ~undecided & ~edges & ~out_of_range
-    counts = {
-        "invalid": int((~finite).sum()),
-        "confidence": int(low_conf.sum()),
-        "gate_entropy": int(undecided.sum()),
-        "depth_edge": int(edges.sum()),
-        "range": int(out_of_range.sum()),
+    keep = finite.copy()
+    counts = {"invalid": int(depth.size - np.count_nonzero(finite))}
+    tests = {
+        "confidence": (confidence < cfg.min_confidence) if cfg.min_confidence > 0 else None,
+        "gate_entropy": (gate_entropy > cfg.max_gate_entropy)
+        if gate_entropy is not None and math.isfinite(cfg.max_gate_entropy)
+        else None,
+        "depth_edge": edge_mask(depth, cfg.max_edge_jump) if math.isfinite(cfg.max_edge_jump)
+        else None,
+        "range": ((depth < cfg.min_depth) | (depth > cfg.max_depth)) if cfg.min_depth > 0 or math.isfinite(cfg.max_depth) else None,
     }
-    return FilterResult(mask=mask, counts=counts)
+    for name, failed in tests.items():  # a switched-off test costs nothing
+        counts[name] = int(np.count_nonzero(failed)) if failed is not None else 0
+        if failed is not None:
+            keep &= ~failed
+    return FilterResult(mask=keep, counts=counts)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
 from .engine import Predictions
 from .filtering import FilterConfig, boundary_clean_mask
-from .geometry import matrix_to_quaternion, shift_intrinsics, unproject_depth
+from .geometry import matrix_to_quaternion, shift_intrinsics
 
 # Distinct colours for expert indices (gating/color), RGB.
 GATING_PALETTE = np.array(
@@ -25,14 +26,16 @@ GATING_PALETTE = np.array(
 )
 
 
-@dataclass
-class CloudArrays:
-    """Per-point arrays, all with the same leading shape ([N] or [H, W])."""
-
-    points: np.ndarray  # [..., 3] float32, NaN for filtered points of an organised cloud
-    colors: np.ndarray  # [..., 3] uint8 RGB
-    confidence: np.ndarray  # [...] float32
-    expert: np.ndarray  # [...] uint8 (0 without an MoE head)
+# Point layout of the published cloud: PCL's PointXYZRGB (x, y, z, rgb at bytes 0/4/8/12; rgb is
+# 0x00RRGGBB as a little-endian uint32) plus the model's confidence and the winning expert.
+CLOUD_DTYPE = np.dtype(
+    {
+        "names": ["x", "y", "z", "rgb", "confidence", "expert"],
+        "formats": ["<f4", "<f4", "<f4", "<u4", "<f4", "u1"],
+        "offsets": [0, 4, 8, 12, 16, 20],
+        "itemsize": 24,
+    }
+)
 
 
 @dataclass
@@ -77,13 +80,12 @@ def camera_product(
     )
 
 
+_PALETTE_LUT = GATING_PALETTE[np.arange(256) % len(GATING_PALETTE)].reshape(256, 1, 3)
+
+
 def gating_colors(winner: np.ndarray) -> np.ndarray:
-    """Expert index [h, w] -> RGB [h, w, 3] with a fixed palette."""
-    return GATING_PALETTE[winner % len(GATING_PALETTE)]
-
-
-def _decimate(array: np.ndarray, step: int) -> np.ndarray:
-    return array[::step, ::step]
+    """Expert index [h, w] uint8 -> RGB [h, w, 3] with a fixed palette (a table look-up)."""
+    return cv2.LUT(cv2.cvtColor(np.ascontiguousarray(winner), cv2.COLOR_GRAY2RGB), _PALETTE_LUT)
 
 
 def extrinsics_to_reference(pred: Predictions) -> np.ndarray:
@@ -97,37 +99,51 @@ def extrinsics_to_reference(pred: Predictions) -> np.ndarray:
     return torch.cat([rotation, translation[..., None]], dim=-1).numpy()
 
 
-def fused_cloud(pred: Predictions, products: list[CameraProduct], organized: bool, decimation: int = 1) -> CloudArrays:
-    """Points of the given camera products in frame 0's camera frame (the reference camera).
+def _pack_points(out: np.ndarray, product: CameraProduct, extrinsic: np.ndarray, step: int) -> None:
+    """Write one camera's points into `out` (a [h, w, 6] float32 view of CLOUD_DTYPE records).
 
-    Organised: the cameras' [h, w] grids stacked vertically (they must share a size), filtered
-    points NaN. Unorganised: filtered points dropped.
+    X_ref = R^T (d * ray - t) with ray = ((u - cx) / fx, (v - cy) / fy, 1); NaN depth gives NaN
+    points. Each column is computed contiguous, then one np.stack interleaves them.
+    """
+    k = product.intrinsics
+    depth = product.depth[::step, ::step]
+    height, width = product.depth.shape
+    ray_u = ((np.arange(0, width, step) - k[0, 2]) / k[0, 0]).astype(np.float32)[None, :]
+    ray_v = ((np.arange(0, height, step) - k[1, 2]) / k[1, 1]).astype(np.float32)[:, None]
+    rotation_t = extrinsic[:, :3].T.astype(np.float32)
+    offset = (-rotation_t @ extrinsic[:, 3]).astype(np.float32)
+    xyz = [(rotation_t[i, 0] * ray_u + rotation_t[i, 1] * ray_v + rotation_t[i, 2]) * depth + offset[i] for i in range(3)]
+    bgra = cv2.cvtColor(np.ascontiguousarray(product.colors[::step, ::step]), cv2.COLOR_RGB2BGRA).view(np.uint32)[..., 0]
+    rgb = (bgra & np.uint32(0x00FFFFFF)).view(np.float32)
+    winner = product.winner[::step, ::step] if product.winner is not None else np.zeros(depth.shape, np.uint8)
+    columns = [*xyz, rgb, product.confidence[::step, ::step].astype(np.float32), winner.astype(np.uint32).view(np.float32)]
+    np.stack(columns, axis=-1, out=out)
+
+
+def fused_cloud(pred: Predictions, products: list[CameraProduct], organized: bool, decimation: int = 1) -> np.ndarray:
+    """Points of the given camera products in the reference camera's frame, as CLOUD_DTYPE records.
+
+    Organised: [sum of h, w], the cameras' grids stacked vertically (they must share a size),
+    filtered points NaN. Unorganised: [N], filtered points dropped.
     """
     extrinsics = extrinsics_to_reference(pred)
-    parts: list[CloudArrays] = []
-    for product in products:
-        depth = torch.from_numpy(np.nan_to_num(product.depth, nan=0.0))
-        points = unproject_depth(depth, torch.from_numpy(product.intrinsics).float())
-        extrinsic = torch.from_numpy(extrinsics[product.frame]).float()
-        rotation, translation = extrinsic[:, :3], extrinsic[:, 3]
-        points = ((points - translation) @ rotation).numpy()  # X_ref = R^T (X_cam - t)
-        points[~product.mask] = np.nan
-        expert = product.winner if product.winner is not None else np.zeros(product.mask.shape, np.uint8)
-        parts.append(
-            CloudArrays(
-                points=_decimate(points.astype(np.float32), decimation),
-                colors=_decimate(product.colors, decimation),
-                confidence=_decimate(product.confidence, decimation),
-                expert=_decimate(expert, decimation),
-            )
-        )
+    shapes = [p.depth[::decimation, ::decimation].shape for p in products]
+    if organized and len(set(shapes)) > 1:
+        raise ValueError(f"an organised cloud needs cameras of one size, got {sorted(set(shapes))}")
     if organized:
-        shapes = {p.confidence.shape for p in parts}
-        if len(shapes) > 1:
-            raise ValueError(f"an organised cloud needs cameras of one size, got {sorted(shapes)}")
-        return CloudArrays(*(np.concatenate([getattr(p, f) for p in parts], axis=0) for f in ("points", "colors", "confidence", "expert")))
-    keep = [np.isfinite(p.points).all(axis=-1) for p in parts]
-    return CloudArrays(*(np.concatenate([getattr(p, f)[k] for p, k in zip(parts, keep)], axis=0) for f in ("points", "colors", "confidence", "expert")))
+        out = np.empty((sum(h for h, _ in shapes), shapes[0][1], 6), dtype=np.float32)
+        row = 0
+        for product, (height, _) in zip(products, shapes):
+            _pack_points(out[row : row + height], product, extrinsics[product.frame], decimation)
+            row += height
+        return out.view(CLOUD_DTYPE)[..., 0]
+    parts = []
+    for product, shape in zip(products, shapes):
+        block = np.empty((*shape, 6), dtype=np.float32)
+        _pack_points(block, product, extrinsics[product.frame], decimation)
+        records = block.view(CLOUD_DTYPE)[..., 0]
+        parts.append(records[np.isfinite(records["z"])])
+    return np.concatenate(parts)
 
 
 def camera_poses(pred: Predictions) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,7 @@
 Modes follow the reference preprocessing:
 - "crop": width -> 518, height -> round(h * 518 / w / 14) * 14, centre-cropped to 518 if taller.
 - "pad":  the longer side -> 518, the other rounded to a multiple of 14, padded white to 518x518.
-Resizing is bicubic with antialiasing (as PIL does), on 8-bit values rounded back to 8 bits.
+Resizing is bicubic with antialiasing on 8-bit values, as PIL does in the reference.
 A window whose frames end up with different sizes is padded white to the largest, as the
 reference does, and each frame's transform records it.
 """
@@ -89,31 +89,46 @@ def plan_transform(source_hw: tuple[int, int], mode: Mode = "crop", target: int 
     return ImageTransform((height, width), (new_h, new_w), (pad_left, pad_top), (target, target))
 
 
-def _as_255(image: np.ndarray | Tensor, device: torch.device | str) -> Tensor:
-    tensor = torch.as_tensor(image, device=device)
+def _as_uint8_chw(image: np.ndarray | Tensor, device: torch.device | str) -> Tensor:
+    """HxWx3 / HxW, uint8 or float in [0, 1] -> [3, H, W] uint8 on `device`."""
+    tensor = torch.as_tensor(image)
     if tensor.ndim == 2:
         tensor = tensor[..., None].expand(-1, -1, 3)
     if tensor.ndim != 3 or tensor.shape[-1] != 3 or tensor.shape[0] == 0 or tensor.shape[1] == 0:
         raise ValueError(f"expected a non-empty HxWx3 RGB or HxW grey image, got shape {tuple(tensor.shape)}")
-    if tensor.dtype == torch.uint8:
-        return tensor.permute(2, 0, 1).float()
     if tensor.is_floating_point():
-        return tensor.permute(2, 0, 1).float().clamp(0, 1) * 255.0
-    raise ValueError(f"image dtype must be uint8 or floating point in [0,1], got {tensor.dtype}")
+        tensor = (tensor.clamp(0, 1) * 255).round().to(torch.uint8)
+    elif tensor.dtype != torch.uint8:
+        raise ValueError(f"image dtype must be uint8 or floating point in [0,1], got {tensor.dtype}")
+    return tensor.to(device).permute(2, 0, 1)
+
+
+def _resize_bicubic_aa(pixels: Tensor, size: tuple[int, int]) -> Tensor:
+    """[3, H, W] uint8 -> [3, h, w] uint8, antialiased bicubic as PIL does (a = -0.5).
+
+    On the CPU torch resizes uint8 directly (fixed point, within 1-2 grey levels of PIL and
+    about 3x faster than in float); elsewhere in float, rounded back to 8 bits.
+    """
+    if pixels.device.type == "cpu":
+        batch = pixels[None].contiguous(memory_format=torch.channels_last)
+        return F.interpolate(batch, size=size, mode="bicubic", antialias=True, align_corners=False)[0]
+    resized = F.interpolate(pixels[None].float(), size=size, mode="bicubic", antialias=True, align_corners=False)[0]
+    return resized.round().clamp(0, 255).to(torch.uint8)
 
 
 def apply_transform(image: np.ndarray | Tensor, transform: ImageTransform, device: torch.device | str = "cpu") -> Tensor:
     """One image -> [3, model_h, model_w] float in [0, 1]."""
-    pixels = _as_255(image, device)
+    pixels = _as_uint8_chw(image, device)
     if tuple(pixels.shape[-2:]) != transform.source_hw:
         raise ValueError(f"image is {tuple(pixels.shape[-2:])}, transform expects {transform.source_hw}")
     if transform.resized_hw != transform.source_hw:
-        pixels = F.interpolate(pixels[None], size=transform.resized_hw, mode="bicubic", antialias=True, align_corners=False)[0]
-    pixels = pixels.round().clamp(0, 255) / 255.0
-    out = torch.full((3, *transform.model_hw), PAD_VALUE, dtype=pixels.dtype, device=pixels.device)
+        pixels = _resize_bicubic_aa(pixels, transform.resized_hw)
     top, bottom, left, right = transform.content_box()
     src_top, src_left = top - transform.offset_xy[1], left - transform.offset_xy[0]
-    out[:, top:bottom, left:right] = pixels[:, src_top : src_top + bottom - top, src_left : src_left + right - left]
+    content = pixels[:, src_top : src_top + bottom - top, src_left : src_left + right - left]
+    padded = (bottom - top, right - left) != transform.model_hw
+    out = torch.full((3, *transform.model_hw), PAD_VALUE, device=pixels.device) if padded else torch.empty((3, *transform.model_hw), device=pixels.device)
+    torch.div(content, 255.0, out=out[:, top:bottom, left:right])
     return out
 
 

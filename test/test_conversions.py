@@ -13,7 +13,7 @@ pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs (ROS 2 or the ros-jaz
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from moe3d_ros.postprocess import CloudArrays  # noqa: E402
+from moe3d_ros.postprocess import CLOUD_DTYPE  # noqa: E402
 from moe3d_ros.ros.conversions import (  # noqa: E402
     ENCODINGS,
     ConversionError,
@@ -113,42 +113,51 @@ def test_camera_info_carries_intrinsics_and_projection():
 
 
 def _cloud(shape):
-    points = RNG.normal(size=shape + (3,)).astype(np.float32)
-    points[(0,) * len(shape)] = np.nan
-    return CloudArrays(points, RNG.integers(0, 256, shape + (3,), dtype=np.uint8),
-                       RNG.uniform(1, 5, shape).astype(np.float32), RNG.integers(0, 4, shape, dtype=np.uint8))
+    records = np.zeros(shape, dtype=CLOUD_DTYPE)
+    for name in ("x", "y", "z"):
+        records[name] = RNG.normal(size=shape)
+    records["x"][(0,) * len(shape)] = np.nan
+    colors = RNG.integers(0, 256, shape + (3,), dtype=np.uint32)
+    records["rgb"] = (colors[..., 0] << 16) | (colors[..., 1] << 8) | colors[..., 2]
+    records["confidence"] = RNG.uniform(1, 5, shape)
+    records["expert"] = RNG.integers(0, 4, shape)
+    return records, colors
 
 
 def test_organised_cloud_layout_reads_back_with_numpy():
-    cloud = _cloud((3, 4))
+    cloud, colors = _cloud((3, 4))
     msg = cloud_msg(cloud, header())
-    assert (msg.height, msg.width, msg.point_step, msg.row_step, msg.is_dense) == (3, 4, 24, 96, False)
+    assert (msg.height, msg.width, msg.point_step, msg.row_step, msg.is_dense) == (3, 4, 24, 96, True)
     assert [(f.name, f.offset) for f in msg.fields][:4] == [("x", 0), ("y", 4), ("z", 8), ("rgb", 12)]
     raw = np.frombuffer(msg.data, np.uint8).reshape(3, 4, 24)
     xyz = raw[..., :12].copy().view(np.float32).reshape(3, 4, 3)
-    np.testing.assert_array_equal(xyz, cloud.points)
+    np.testing.assert_array_equal(xyz, np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=-1))
     rgb = raw[..., 12:16].copy().view(np.uint32).reshape(3, 4)
-    np.testing.assert_array_equal((rgb >> 16) & 255, cloud.colors[..., 0])
-    np.testing.assert_array_equal(rgb & 255, cloud.colors[..., 2])
+    np.testing.assert_array_equal((rgb >> 16) & 255, colors[..., 0])
+    np.testing.assert_array_equal(rgb & 255, colors[..., 2])
     records = cloud_records(msg)
-    np.testing.assert_array_equal(records["expert"], cloud.expert)
-    np.testing.assert_array_equal(records["confidence"], cloud.confidence)
+    np.testing.assert_array_equal(records["expert"], cloud["expert"])
+    np.testing.assert_array_equal(records["confidence"], cloud["confidence"])
 
 
-def test_unorganised_cloud():
-    cloud = _cloud((5,))
+def test_unorganised_cloud_and_dense_flag():
+    cloud, _ = _cloud((5,))
+    cloud["z"][2] = np.nan
     msg = cloud_msg(cloud, header())
-    assert (msg.height, msg.width) == (1, 5)
-    np.testing.assert_array_equal(cloud_records(msg)["y"][0], cloud.points[:, 1])
+    assert (msg.height, msg.width, msg.is_dense) == (1, 5, False)
+    np.testing.assert_array_equal(cloud_records(msg)["y"][0], cloud["y"])
+    with pytest.raises(ValueError, match="CLOUD_DTYPE"):
+        cloud_msg(np.zeros(3, np.float32), header())
 
 
 @pytest.mark.skipif(importlib.util.find_spec("sensor_msgs_py") is None, reason="sensor_msgs_py not installed (needs a ROS install)")
 def test_cross_check_with_sensor_msgs_py():
     from sensor_msgs_py import point_cloud2
 
-    cloud = _cloud((3, 4))
+    cloud, _ = _cloud((3, 4))
     points = point_cloud2.read_points(cloud_msg(cloud, header()), field_names=("x", "y", "z"), skip_nans=False)
-    np.testing.assert_array_equal(np.stack([points["x"], points["y"], points["z"]], -1).reshape(3, 4, 3), cloud.points)
+    for name in ("x", "y", "z"):
+        np.testing.assert_array_equal(np.asarray(points[name]).reshape(3, 4), cloud[name])
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cv_bridge") is None, reason="cv_bridge not installed (needs a ROS install)")

@@ -71,6 +71,7 @@ def test_cloud_equals_depth_unprojected_with_published_intrinsics_and_poses():
     pred = _predictions()
     products = [camera_product(pred, i, FilterConfig(min_confidence=0.0, max_gate_entropy=0.9, max_edge_jump=math.inf), 1.0) for i in (0, 1)]
     cloud = fused_cloud(pred, products, organized=True)
+    xyz = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=-1)
     positions, quaternions = camera_poses(pred)
     np.testing.assert_allclose(positions[0], 0.0, atol=1e-6)
     np.testing.assert_allclose(quaternions[0], [0, 0, 0, 1], atol=1e-6)
@@ -80,10 +81,13 @@ def test_cloud_equals_depth_unprojected_with_published_intrinsics_and_poses():
         rotation, position = _pose_matrix(positions[i], quaternions[i])
         expected = camera_points @ rotation.T + position
         expected[np.isnan(product.depth)] = np.nan
-        np.testing.assert_allclose(cloud.points[i * h : (i + 1) * h], expected, atol=1e-4, equal_nan=True)
-        np.testing.assert_array_equal(cloud.expert[i * h : (i + 1) * h], product.winner)
+        np.testing.assert_allclose(xyz[i * h : (i + 1) * h], expected, atol=1e-4, equal_nan=True)
+        np.testing.assert_array_equal(cloud["expert"][i * h : (i + 1) * h], product.winner)
+        rgb = cloud["rgb"][i * h : (i + 1) * h]
+        np.testing.assert_array_equal(np.stack([rgb >> 16, (rgb >> 8) & 255, rgb & 255], -1), product.colors)
+        np.testing.assert_array_equal(cloud["confidence"][i * h : (i + 1) * h], product.confidence)
     flat = fused_cloud(pred, products, organized=False)
-    assert len(flat.points) == sum(int(p.mask.sum()) for p in products) and np.isfinite(flat.points).all()
+    assert len(flat) == sum(int(p.mask.sum()) for p in products) and np.isfinite(flat["x"]).all()
 
 
 def test_decimation_keeps_every_nth_pixel():
@@ -91,7 +95,7 @@ def test_decimation_keeps_every_nth_pixel():
     product = camera_product(pred, 0, KEEP_ALL, 1.0)
     full = fused_cloud(pred, [product], organized=True)
     every3 = fused_cloud(pred, [product], organized=True, decimation=3)
-    np.testing.assert_array_equal(every3.points, full.points[::3, ::3])
+    np.testing.assert_array_equal(every3, full[::3, ::3])
 
 
 def test_gating_palette_gives_distinct_colours():

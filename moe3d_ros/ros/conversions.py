@@ -1,7 +1,7 @@
 """numpy <-> sensor_msgs without cv_bridge or sensor_msgs_py.
 
 apt's cv_bridge breaks under numpy 2, and sensor_msgs_py reads 2-D arrays transposed for
-organised clouds, so messages are built here directly. `msg.data` is always filled from an
+organised clouds, so messages are built here directly (the cloud's point layout is postprocess.CLOUD_DTYPE). `msg.data` is always filled from an
 `array.array('B')` (a memcpy); assigning an ndarray would copy element by element.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from ..postprocess import CloudArrays
+from ..postprocess import CLOUD_DTYPE
 
 # encoding -> (channels, dtype); the colour order is handled in image_to_rgb
 ENCODINGS = {
@@ -51,15 +51,15 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     if len(msg.data) != step * height:
         raise ConversionError(f"data has {len(msg.data)} bytes, expected step x height = {step} x {height} = {step * height}")
     raw = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)[:, :row_bytes]
-    stored = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    pixels = raw.copy().view(stored).reshape(height, width, channels)
-    if msg.encoding == "mono16":
-        return np.repeat((pixels.astype(np.uint16) >> 8).astype(np.uint8), 3, axis=2)
-    if channels == 1:
-        return np.repeat(pixels, 3, axis=2)
-    if msg.encoding.startswith("bgr"):
-        pixels = pixels[..., 2::-1] if channels == 4 else pixels[..., ::-1]
-    return np.ascontiguousarray(pixels[..., :3])
+    if itemsize == 2:
+        grey = raw.view(np.dtype(np.uint16).newbyteorder(">" if msg.is_bigendian else "<"))
+        return cv2.cvtColor((grey >> 8).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+    pixels = raw.reshape(height, width, channels) if channels > 1 else raw
+    # One pass from the message buffer to a new contiguous RGB array.
+    conversion = {"bgr8": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_RGBA2RGB, "bgra8": cv2.COLOR_BGRA2RGB, "mono8": cv2.COLOR_GRAY2RGB}
+    if msg.encoding in conversion:
+        return cv2.cvtColor(np.ascontiguousarray(pixels), conversion[msg.encoding])
+    return pixels.copy()
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
@@ -126,15 +126,6 @@ def camera_info_intrinsics(msg: CameraInfo) -> np.ndarray:
     return k
 
 
-# PointCloud2: PCL PointXYZRGB layout (x, y, z, rgb at 0/4/8/12) plus confidence and expert.
-CLOUD_DTYPE = np.dtype(
-    {
-        "names": ["x", "y", "z", "rgb", "confidence", "expert"],
-        "formats": ["<f4", "<f4", "<f4", "<u4", "<f4", "u1"],
-        "offsets": [0, 4, 8, 12, 16, 20],
-        "itemsize": 24,
-    }
-)
 CLOUD_FIELDS = [
     PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=1),
     PointField(name="y", offset=4, datatype=PointField.FLOAT32, count=1),
@@ -145,23 +136,18 @@ CLOUD_FIELDS = [
 ]
 
 
-def cloud_msg(cloud: CloudArrays, header: Header) -> PointCloud2:
-    """Organised ([H, W] arrays) or unorganised ([N]) PointCloud2."""
-    shape = cloud.confidence.shape
-    records = np.empty(shape, dtype=CLOUD_DTYPE)
-    records["x"], records["y"], records["z"] = cloud.points[..., 0], cloud.points[..., 1], cloud.points[..., 2]
-    rgb = cloud.colors.astype(np.uint32)
-    records["rgb"] = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    records["confidence"] = cloud.confidence
-    records["expert"] = cloud.expert
+def cloud_msg(records: np.ndarray, header: Header) -> PointCloud2:
+    """CLOUD_DTYPE records, organised [H, W] or unorganised [N] -> PointCloud2."""
+    if records.dtype != CLOUD_DTYPE:
+        raise ValueError(f"cloud records must have CLOUD_DTYPE, got {records.dtype}")
     msg = PointCloud2()
     msg.header = header
-    msg.height, msg.width = (int(shape[0]), int(shape[1])) if len(shape) == 2 else (1, int(shape[0]))
+    msg.height, msg.width = (int(records.shape[0]), int(records.shape[1])) if records.ndim == 2 else (1, int(records.shape[0]))
     msg.fields = CLOUD_FIELDS
     msg.is_bigendian = False
     msg.point_step = CLOUD_DTYPE.itemsize
     msg.row_step = msg.point_step * msg.width
-    msg.is_dense = bool(np.isfinite(cloud.points).all())
+    msg.is_dense = bool(np.isfinite(records["z"]).all())
     msg.data = _bytes(records)
     return msg
 

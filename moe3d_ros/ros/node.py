@@ -287,13 +287,19 @@ class Moe3dNode(Node):
         self.stats["latency_s"] = (now_ns - frames[0].stamp_ns) / 1e9
 
     def _publish_camera(self, index: int, product, header: Header) -> None:
+        """Each message is built only when its topic has a subscriber; depth and its
+        camera_info always go together."""
         pubs = self.pubs.per_camera[index]
         height, width = product.depth.shape
-        pubs["depth"].publish(depth_msg(product.depth, header))
-        pubs["info"].publish(camera_info_msg(product.intrinsics, width, height, header))
-        pubs["confidence"].publish(image_msg(product.confidence, "32FC1", header))
-        if product.winner is not None and "gating" in pubs:
+        wanted = {name: pub.get_subscription_count() > 0 for name, pub in pubs.items()}
+        if wanted["depth"] or wanted["info"]:
+            pubs["depth"].publish(depth_msg(product.depth, header))
+            pubs["info"].publish(camera_info_msg(product.intrinsics, width, height, header))
+        if wanted["confidence"]:
+            pubs["confidence"].publish(image_msg(product.confidence, "32FC1", header))
+        if product.winner is not None and wanted.get("gating"):
             pubs["gating"].publish(image_msg(product.winner, "mono8", header))
+        if product.winner is not None and wanted.get("gating_color"):
             pubs["gating_color"].publish(image_msg(gating_colors(product.winner), "rgb8", header))
 
     def _poses_msg(self, pred, header: Header) -> PoseArray:
