@@ -141,9 +141,8 @@ def fused_cloud(pred: Predictions, products: list[CameraProduct], organized: boo
     for product, shape in zip(products, shapes):
         block = np.empty((*shape, 6), dtype=np.float32)
         _pack_points(block, product, extrinsics[product.frame], decimation)
-        records = block.view(CLOUD_DTYPE)[..., 0]
-        parts.append(records[np.isfinite(records["z"])])
-    return np.concatenate(parts)
+        parts.append(block[np.isfinite(block[..., 2])])  # [n, 6]: the kept points' records
+    return np.concatenate(parts).view(CLOUD_DTYPE)[:, 0]
 
 
 def camera_poses(pred: Predictions) -> tuple[np.ndarray, np.ndarray]:

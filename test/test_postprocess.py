@@ -11,7 +11,7 @@ import torch
 from moe3d_ros.engine import Predictions
 from moe3d_ros.filtering import FilterConfig
 from moe3d_ros.geometry import quaternion_to_matrix, unproject_depth
-from moe3d_ros.postprocess import camera_poses, camera_product, fused_cloud, gating_colors
+from moe3d_ros.postprocess import CLOUD_DTYPE, camera_poses, camera_product, fused_cloud, gating_colors
 from moe3d_ros.preprocess import plan_transform
 
 KEEP_ALL = FilterConfig(min_confidence=0.0, max_gate_entropy=math.inf, max_edge_jump=math.inf)
@@ -87,6 +87,7 @@ def test_cloud_equals_depth_unprojected_with_published_intrinsics_and_poses():
         np.testing.assert_array_equal(np.stack([rgb >> 16, (rgb >> 8) & 255, rgb & 255], -1), product.colors)
         np.testing.assert_array_equal(cloud["confidence"][i * h : (i + 1) * h], product.confidence)
     flat = fused_cloud(pred, products, organized=False)
+    assert flat.dtype == CLOUD_DTYPE and flat.ndim == 1
     assert len(flat) == sum(int(p.mask.sum()) for p in products) and np.isfinite(flat["x"]).all()
 
 
