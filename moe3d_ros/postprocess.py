@@ -80,12 +80,13 @@ def camera_product(
     )
 
 
-_PALETTE_LUT = GATING_PALETTE[np.arange(256) % len(GATING_PALETTE)].reshape(256, 1, 3)
+# applyColorMap writes the table's channels in order; an RGB table gives RGB output.
+_PALETTE_LUT = np.ascontiguousarray(GATING_PALETTE[np.arange(256) % len(GATING_PALETTE)].reshape(256, 1, 3))
 
 
 def gating_colors(winner: np.ndarray) -> np.ndarray:
-    """Expert index [h, w] uint8 -> RGB [h, w, 3] with a fixed palette (a table look-up)."""
-    return cv2.LUT(cv2.cvtColor(np.ascontiguousarray(winner), cv2.COLOR_GRAY2RGB), _PALETTE_LUT)
+    """Expert index [h, w] uint8 -> RGB [h, w, 3] with a fixed palette (one table look-up)."""
+    return cv2.applyColorMap(np.ascontiguousarray(winner), _PALETTE_LUT)
 
 
 def extrinsics_to_reference(pred: Predictions) -> np.ndarray:
@@ -147,7 +148,7 @@ def fused_cloud(pred: Predictions, products: list[CameraProduct], organized: boo
 
 def camera_poses(pred: Predictions) -> tuple[np.ndarray, np.ndarray]:
     """Camera-to-reference poses of the window: positions [S, 3] and quaternions x,y,z,w [S, 4]."""
-    extrinsics = torch.from_numpy(extrinsics_to_reference(pred))
-    rotation_t = extrinsics[:, :, :3].transpose(1, 2)
-    positions = -(rotation_t @ extrinsics[:, :, 3:])[..., 0]
-    return positions.numpy(), matrix_to_quaternion(rotation_t).numpy()
+    extrinsics = extrinsics_to_reference(pred)
+    rotation_t = extrinsics[:, :, :3].transpose(0, 2, 1)
+    positions = -np.einsum("sij,sj->si", rotation_t, extrinsics[:, :, 3])
+    return positions, matrix_to_quaternion(torch.from_numpy(rotation_t)).numpy()

@@ -11,7 +11,7 @@ import torch
 from moe3d_ros.engine import Predictions
 from moe3d_ros.filtering import FilterConfig
 from moe3d_ros.geometry import quaternion_to_matrix, unproject_depth
-from moe3d_ros.postprocess import CLOUD_DTYPE, camera_poses, camera_product, fused_cloud, gating_colors
+from moe3d_ros.postprocess import CLOUD_DTYPE, GATING_PALETTE, camera_poses, camera_product, fused_cloud, gating_colors
 from moe3d_ros.preprocess import plan_transform
 
 KEEP_ALL = FilterConfig(min_confidence=0.0, max_gate_entropy=math.inf, max_edge_jump=math.inf)
@@ -100,5 +100,7 @@ def test_decimation_keeps_every_nth_pixel():
 
 
 def test_gating_palette_gives_distinct_colours():
-    colors = gating_colors(np.arange(4, dtype=np.uint8).reshape(2, 2))
+    winner = np.array([[0, 1], [2, 3 + len(GATING_PALETTE)]], dtype=np.uint8)
+    colors = gating_colors(winner)
     assert len({tuple(c) for c in colors.reshape(-1, 3)}) == 4
+    np.testing.assert_array_equal(colors, GATING_PALETTE[winner % len(GATING_PALETTE)])

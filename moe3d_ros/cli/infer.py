@@ -34,6 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     weights.add_argument("--checkpoint", help="our checkpoint folder, a VGGT .pt/.safetensors file, or org/name on Hugging Face")
     weights.add_argument("--random-init", choices=sorted(PRESETS), help="random weights (pipeline check only: output is meaningless)")
     parser.add_argument("--preset", default="vggt_1b", choices=sorted(PRESETS), help="architecture of a published VGGT file")
+    parser.add_argument("--moe-head", help="a fine-tuned depth-head folder (moe3d-train output) loaded on top of --checkpoint")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
     parser.add_argument("--mode", default="crop", choices=("crop", "pad"), help="preprocessing mode")
@@ -64,7 +65,7 @@ def build_model(args: argparse.Namespace) -> tuple[VGGT, str]:
     if args.random_init:
         LOG.warning("RANDOM WEIGHTS (%s preset): this checks the pipeline; depth and poses are meaningless", args.random_init)
         return VGGT(preset(args.random_init)).eval(), f"{args.random_init} preset, random weights"
-    return load_any(args.checkpoint, args.preset)
+    return load_any(args.checkpoint, args.preset, moe_head=args.moe_head)
 
 
 def report(pred: Predictions) -> None:

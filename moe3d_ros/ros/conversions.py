@@ -1,7 +1,9 @@
 """numpy <-> sensor_msgs without cv_bridge or sensor_msgs_py.
 
 apt's cv_bridge breaks under numpy 2, and sensor_msgs_py reads 2-D arrays transposed for
-organised clouds, so messages are built here directly (the cloud's point layout is postprocess.CLOUD_DTYPE). `msg.data` is always filled from an
+organised clouds, so messages are built here directly (the cloud's point layout is postprocess.CLOUD_DTYPE).
+Messages with large data are created with check_fields=True: their data setter then keeps the
+given array.array instead of copying it again. `msg.data` is always filled from an
 `array.array('B')` (a memcpy); assigning an ndarray would copy element by element.
 """
 from __future__ import annotations
@@ -76,7 +78,7 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
 def image_msg(pixels: np.ndarray, encoding: str, header: Header) -> Image:
     """Pixel array already in `encoding`'s layout (HxW or HxWxC) -> Image."""
     pixels = np.ascontiguousarray(pixels)
-    msg = Image()
+    msg = Image(check_fields=True)  # with field checks on, an array.array is taken without a second copy
     msg.header = header
     msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
     msg.encoding = encoding
@@ -140,7 +142,7 @@ def cloud_msg(records: np.ndarray, header: Header) -> PointCloud2:
     """CLOUD_DTYPE records, organised [H, W] or unorganised [N] -> PointCloud2."""
     if records.dtype != CLOUD_DTYPE:
         raise ValueError(f"cloud records must have CLOUD_DTYPE, got {records.dtype}")
-    msg = PointCloud2()
+    msg = PointCloud2(check_fields=True)  # an array.array is then taken without a second copy
     msg.header = header
     msg.height, msg.width = (int(records.shape[0]), int(records.shape[1])) if records.ndim == 2 else (1, int(records.shape[0]))
     msg.fields = CLOUD_FIELDS
