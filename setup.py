@@ -26,7 +26,10 @@ setup(
         "console_scripts": [
             "moe3d-infer = moe3d_ros.cli.infer:main",
             "moe3d-train = moe3d_ros.cli.train:main",
+            "moe3d-eval = moe3d_ros.cli.eval:main",
+            "moe3d-demo = moe3d_ros.cli.demo:main",
             "moe3d_node = moe3d_ros.ros.node:main",
+            "moe3d_demo_camera = moe3d_ros.ros.demo_camera:main",
         ],
     },
 )

@@ -23,7 +23,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("image_topics", default_value="['/camera/image_raw']", description="image topics, one per camera"),
         DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
         DeclareLaunchArgument("namespace", default_value="moe3d", description="namespace of the node and its outputs"),
-        DeclareLaunchArgument("rviz", default_value="false", description="also start rviz2 with config/moe3d.rviz"),
+        DeclareLaunchArgument("rviz", default_value="false", description="also start rviz2"),
+        DeclareLaunchArgument("rviz_config", default_value=PathJoinSubstitution([share, "config", "moe3d.rviz"]),
+                              description="rviz2 configuration"),
     ]
     node = Node(
         package="moe3d_ros",
@@ -44,7 +46,7 @@ def generate_launch_description() -> LaunchDescription:
     rviz = Node(
         package="rviz2",
         executable="rviz2",
-        arguments=["-d", PathJoinSubstitution([share, "config", "moe3d.rviz"])],
+        arguments=["-d", LaunchConfiguration("rviz_config")],
         condition=IfCondition(LaunchConfiguration("rviz")),
         output="screen",
     )

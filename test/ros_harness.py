@@ -7,14 +7,14 @@ entry point.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+
+from moe3d_ros.paths import executable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DDS_PROFILE = PROJECT_ROOT / "config" / "fastdds_shm.xml"
@@ -36,15 +36,11 @@ def ros_environment(domain_id: int) -> dict[str, str]:
 
 
 def node_executable(name: str = "moe3d_node") -> str:
-    """The installed entry point: colcon's lib/moe3d_ros/<name>, or <name> on PATH (pip install)."""
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        candidate = Path(prefix) / "lib" / "moe3d_ros" / name
-        if prefix and candidate.exists():
-            return str(candidate)
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if found is None:
-        pytest.fail(f"entry point {name} is not installed: run colcon build (or pip install -e .) first")
-    return found
+    """The installed entry point (colcon's lib/moe3d_ros/<name>, or <name> of a pip install)."""
+    try:
+        return executable(name)
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 class NodeProcess:

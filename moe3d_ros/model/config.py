@@ -195,7 +195,20 @@ def tiny() -> VGGTConfig:
     )
 
 
-PRESETS = {"vggt_1b": vggt_1b, "tiny": tiny}
+def demo() -> VGGTConfig:
+    """The bundled demo model: VGGT's architecture at about 1/450 of its size (2.6 M parameters),
+    224 px wide input, small enough to train on two CPU cores on the synthetic scenes."""
+    return VGGTConfig(
+        img_size=224,
+        embed_dim=96,
+        encoder=EncoderConfig(depth=3, num_heads=4, pos_embed_grid=16),
+        aggregator=AggregatorConfig(depth=4, num_heads=4),
+        camera_head=CameraHeadConfig(trunk_depth=1, num_heads=4),
+        dpt=DPTConfig(features=48, out_channels=(24, 48, 96, 96), intermediate_layers=(0, 1, 2, 3), hidden_channels=16),
+    )
+
+
+PRESETS = {"vggt_1b": vggt_1b, "tiny": tiny, "demo": demo}
 
 
 def preset(name: str) -> VGGTConfig:

@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from ..engine import resolve_device, resolve_precision
 from ..model import VGGT, preset
 from ..model.heads.moe_head import MoEDepthHead
 from .config import TrainConfig
+from ..progress import Progress
 from .losses import Targets, compute_losses
 
 LOG = logging.getLogger("moe3d.train")
@@ -123,30 +123,6 @@ def make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.
     no_decay = [p for p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.train.lr)
-
-
-class Progress:
-    """A one-line progress bar on a terminal; a log line every `log_every` steps otherwise."""
-
-    def __init__(self, total: int, start: int, log_every: int) -> None:
-        self.total, self.start, self.log_every = total, start, log_every
-        self.began = time.perf_counter()
-        self.tty = sys.stderr.isatty()
-
-    def update(self, step: int, values: dict[str, float]) -> None:
-        done = step + 1 - self.start
-        rate = (time.perf_counter() - self.began) / max(done, 1)
-        eta = rate * (self.total - step - 1)
-        text = " ".join(f"{k} {v:.4g}" for k, v in values.items())
-        if self.tty:
-            filled = int(30 * (step + 1) / self.total)
-            bar = "#" * filled + "." * (30 - filled)
-            sys.stderr.write(f"\r[{bar}] {step + 1}/{self.total} {text} {rate:.2f} s/step ETA {eta / 60:.1f} min ")
-            sys.stderr.flush()
-            if step + 1 == self.total:
-                sys.stderr.write("\n")
-        elif (step + 1) % self.log_every == 0 or step + 1 == self.total:
-            LOG.info("step %d/%d %s (%.2f s/step, ETA %.1f min)", step + 1, self.total, text, rate, eta / 60)
 
 
 class MetricsLog:

@@ -1,0 +1,38 @@
+"""The demo for ROS users: a synthetic camera -> moe3d_node (bundled demo model) -> rviz2.
+
+    ros2 launch moe3d_ros demo.launch.py            # rviz:=false to skip the viewer
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = FindPackageShare("moe3d_ros")
+    camera = Node(
+        package="moe3d_ros",
+        executable="moe3d_demo_camera",
+        name="demo_camera",
+        namespace="demo_camera",
+        parameters=[{"rate": LaunchConfiguration("rate")}],
+        output="screen",
+    )
+    moe3d = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "moe3d.launch.py"])),
+        launch_arguments={
+            "image_topics": "['/demo_camera/image_raw']",
+            "checkpoint": LaunchConfiguration("checkpoint"),
+            "rviz": LaunchConfiguration("rviz"),
+            "rviz_config": PathJoinSubstitution([share, "config", "demo.rviz"]),
+        }.items(),
+    )
+    return LaunchDescription([
+        DeclareLaunchArgument("rate", default_value="5.0", description="demo camera frame rate [Hz]"),
+        DeclareLaunchArgument("checkpoint", default_value="", description="empty = bundled synthetic demo model"),
+        DeclareLaunchArgument("rviz", default_value="true", description="start rviz2"),
+        camera,
+        moe3d,
+    ])

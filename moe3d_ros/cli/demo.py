@@ -1,0 +1,227 @@
+"""moe3d-demo: the whole system on a synthetic camera, over real DDS, for a bounded time.
+
+Starts demo_camera (a moving camera in a generated scene, with exact depth on its own topic) and
+moe3d_node (the bundled demo model unless --checkpoint is given) as separate processes, watches
+the node's outputs, prints live rates, stamp-to-receive latency and AbsRel / boundary F1 against
+the ground truth, then writes the fused cloud as a PLY and a PNG panel, and exits.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from ..export import colorize_depth, write_ply, write_png
+from ..paths import executable, share_dir
+
+CAMERA_NS = "/demo_camera"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="moe3d-demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of live operation after the first output")
+    parser.add_argument("--rate", type=float, default=5.0, help="demo camera frame rate [Hz]")
+    parser.add_argument("--checkpoint", default="", help="model for the node (default: the bundled demo model)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=Path("out/demo"))
+    parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: a random free-looking one)")
+    parser.add_argument("--startup-timeout", type=float, default=120.0)
+    return parser.parse_args(argv)
+
+
+class Monitor:
+    """Subscribes to the node's outputs and the ground truth; scores depth by matching stamps."""
+
+    def __init__(self, node) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image, PointCloud2
+
+        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self.node = node
+        self.ground_truth: dict[tuple[int, int], np.ndarray] = {}
+        self.gt_order: deque = deque(maxlen=50)
+        self.images: dict[tuple[int, int], np.ndarray] = {}
+        self.depth_times: deque = deque(maxlen=200)
+        self.gt_times: deque = deque(maxlen=200)
+        self.latencies: deque = deque(maxlen=200)
+        self.scores: list[tuple[float, float]] = []
+        self.last: dict[str, object] = {}
+        self.engine: dict[str, str] = {}
+        subs = [
+            (Image, f"{CAMERA_NS}/depth_gt", self._on_gt),
+            (Image, f"{CAMERA_NS}/image_raw", self._on_image),
+            (Image, f"/moe3d{CAMERA_NS}/depth/image", self._on_depth),
+            (Image, f"/moe3d{CAMERA_NS}/gating/color", lambda m: self.last.__setitem__("gating", m)),
+            (PointCloud2, "/moe3d/points", lambda m: self.last.__setitem__("cloud", m)),
+            (DiagnosticArray, "/diagnostics", self._on_diagnostics),
+        ]
+        self.subs = [node.create_subscription(t, topic, cb, reliable) for t, topic, cb in subs]
+
+    @staticmethod
+    def _key(msg) -> tuple[int, int]:
+        return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+    def _on_gt(self, msg) -> None:
+        key = self._key(msg)
+        if len(self.gt_order) == self.gt_order.maxlen:  # keep the last 50 frames only
+            oldest = self.gt_order[0]
+            self.ground_truth.pop(oldest, None)
+            self.images.pop(oldest, None)
+        self.gt_order.append(key)
+        self.ground_truth[key] = np.frombuffer(msg.data, np.float32).reshape(msg.height, msg.width).copy()
+        self.gt_times.append(time.monotonic())
+
+    def _on_image(self, msg) -> None:
+        self.images[self._key(msg)] = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3).copy()
+
+    def _on_depth(self, msg) -> None:
+        from ..eval.metrics import boundary_f1, depth_metrics
+
+        now = time.monotonic()
+        self.depth_times.append(now)
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self.latencies.append(self.node.get_clock().now().nanoseconds * 1e-9 - stamp)
+        self.last["depth"] = msg
+        gt = self.ground_truth.get(self._key(msg))
+        depth = np.frombuffer(msg.data, np.float32).reshape(msg.height, msg.width)
+        if gt is None or gt.shape != depth.shape:
+            return
+        valid = np.isfinite(gt) & np.isfinite(depth) & (gt > 0)
+        if valid.sum() < 100:
+            return
+        metrics = depth_metrics(depth, gt, valid)
+        self.scores.append((metrics["abs_rel"], boundary_f1(np.nan_to_num(depth, nan=0.0), gt, np.isfinite(gt))))
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            if status.name == "moe3d: engine":
+                self.engine = {kv.key: kv.value for kv in status.values}
+
+    @staticmethod
+    def rate(times: deque) -> float:
+        recent = [t for t in times if time.monotonic() - t < 5.0]
+        return (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+
+    def line(self) -> str:
+        abs_rel = np.mean([s[0] for s in self.scores[-20:]]) if self.scores else float("nan")
+        f1 = np.mean([s[1] for s in self.scores[-20:]]) if self.scores else float("nan")
+        latency = np.median(self.latencies) * 1000 if self.latencies else float("nan")
+        return (f"camera {self.rate(self.gt_times):4.1f} Hz | depth out {self.rate(self.depth_times):4.1f} Hz | "
+                f"latency {latency:5.0f} ms | inference {float(self.engine.get('inference_time_s', 'nan')) * 1000:5.0f} ms | "
+                f"AbsRel {abs_rel:.3f} | boundary F1 {f1:.3f} | windows {self.engine.get('windows', '0')}")
+
+
+def write_results(monitor: Monitor, out: Path) -> list[str]:
+    from ..eval.render import panel, render_points, side_view
+    from ..ros.conversions import cloud_records
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    cloud = monitor.last.get("cloud")
+    depth_msg = monitor.last.get("depth")
+    if cloud is not None:
+        records = cloud_records(cloud).reshape(-1)
+        points = np.stack([records["x"], records["y"], records["z"]], axis=-1)
+        rgb = records["rgb"]
+        colors = np.stack([(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255], axis=-1).astype(np.uint8)
+        count = write_ply(out / "cloud.ply", points, colors)
+        written.append(f"{out / 'cloud.ply'} ({count} points)")
+    if depth_msg is not None:
+        key = Monitor._key(depth_msg)
+        depth = np.frombuffer(depth_msg.data, np.float32).reshape(depth_msg.height, depth_msg.width)
+        finite = depth[np.isfinite(depth)]
+        lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (0.1, 10.0))
+        tiles = []
+        image = monitor.images.get(key)
+        if image is not None and image.shape[:2] == depth.shape:
+            tiles.append(("camera image", image))
+        tiles.append(("depth (moe3d_node)", colorize_depth(depth, lo, hi)))
+        gt = monitor.ground_truth.get(key)
+        if gt is not None:
+            tiles.append(("ground truth depth", colorize_depth(gt, *np.nanpercentile(gt, [2, 98]))))
+        gating = monitor.last.get("gating")
+        if gating is not None and (gating.height, gating.width) == depth.shape:
+            tiles.append(("gating (winning expert)", np.frombuffer(gating.data, np.uint8).reshape(gating.height, gating.width, 3)))
+        rows = [tiles]
+        if cloud is not None and len(points):
+            finite_points = np.isfinite(points).all(axis=1)
+            k = np.array([[depth.shape[1] * 0.7, 0, depth.shape[1] / 2], [0, depth.shape[1] * 0.7, depth.shape[0] / 2], [0, 0, 1]])
+            view = side_view(points[finite_points])
+            rows.append([("fused cloud, side view", render_points(points, colors, view, k, depth.shape))])
+        write_png(out / "panel.png", panel(rows))
+        written.append(str(out / "panel.png"))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    domain = args.domain_id if args.domain_id is not None else random.randint(120, 220)
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               FASTRTPS_DEFAULT_PROFILES_FILE=str(share_dir() / "config" / "fastdds_shm.xml"))
+    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTRTPS_DEFAULT_PROFILES_FILE")})
+    import rclpy
+
+    try:
+        commands = [
+            [executable("moe3d_demo_camera"), "--ros-args", "-p", f"rate:={args.rate}"],
+            [executable("moe3d_node"), "--ros-args", "-p", f"image_topics:=['{CAMERA_NS}/image_raw']",
+             "-p", f"checkpoint:={args.checkpoint}", "-p", f"device:={args.device}", "-p", "keyframe_spacing:=0.4",
+             "-p", "diagnostics_period:=0.5"],
+        ]
+    except FileNotFoundError as exc:
+        print(f"moe3d-demo: {exc}", file=sys.stderr)
+        return 2
+    print(f"moe3d-demo: ROS_DOMAIN_ID={domain}; starting demo_camera and moe3d_node ...", flush=True)
+    procs = [subprocess.Popen(cmd, env=env) for cmd in commands]
+    rclpy.init(domain_id=domain)
+    node = rclpy.create_node("moe3d_demo_monitor")
+    monitor = Monitor(node)
+    code = 0
+    try:
+        deadline = time.monotonic() + args.startup_timeout
+        while not monitor.depth_times:
+            rclpy.spin_once(node, timeout_sec=0.1)
+            if any(p.poll() is not None for p in procs):
+                print("moe3d-demo: a process exited during start-up (see its output above)", file=sys.stderr)
+                return 1
+            if time.monotonic() > deadline:
+                print(f"moe3d-demo: no depth output within {args.startup_timeout:.0f} s", file=sys.stderr)
+                return 1
+        print("moe3d-demo: first depth received; live numbers (AbsRel and boundary F1 against the exact depth):", flush=True)
+        end = time.monotonic() + args.duration
+        next_print = time.monotonic()
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            if time.monotonic() >= next_print:
+                print("  " + monitor.line(), flush=True)
+                next_print += 2.0
+        for path in write_results(monitor, args.out):
+            print(f"moe3d-demo: wrote {path}")
+        print("moe3d-demo: final " + monitor.line())
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

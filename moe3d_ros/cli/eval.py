@@ -1,0 +1,177 @@
+"""moe3d-eval: score the DPT head and the MoE head (both fusions) on the same frames.
+
+    moe3d-eval --protocol synthetic --scenes 8 --frames 4                  # bundled demo models
+    moe3d-eval --protocol 7scenes --data-root /data/7scenes --density sparse \\
+        --checkpoint /path/to/VGGT-1B/model.pt --moe-head runs/moe/checkpoints/final
+    moe3d-eval --protocol nyu --data-root /data/nyu --checkpoint model.pt --moe-head head/
+
+Writes report.md, results.json and PNG figures into --out; per-scene results are kept in
+--out/scenes, so an interrupted run continues where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import CONFIG_FILE, DEMO_BASELINE_DIR, DEMO_MODEL_DIR, DEMO_WARNING, CheckpointError, load_any, resolve_path
+from ..data.sources import DatasetError
+from ..eval import protocols as P
+from ..eval.report import scene_figure, write_report
+from ..eval.runner import Evaluator, score_window
+from ..model import PRESETS, VGGT
+from ..progress import Progress
+
+LOG = logging.getLogger("moe3d-eval")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="moe3d-eval", description=__doc__.splitlines()[0])
+    parser.add_argument("--protocol", required=True, choices=P.PROTOCOLS)
+    parser.add_argument("--data-root", type=Path, help="dataset root in its published layout (not for synthetic)")
+    parser.add_argument("--density", default="sparse", choices=("sparse", "dense"), help="7scenes/nrgbd frame spacing")
+    parser.add_argument("--scenes", type=int, default=8, help="synthetic: number of held-out scenes")
+    parser.add_argument("--frames", type=int, default=4, help="synthetic: frames per window")
+    parser.add_argument("--max-scenes", type=int, default=0, help="stop after this many scenes (0: all)")
+    parser.add_argument("--checkpoint", help="VGGT .pt/.safetensors, org/name, or our checkpoint folder; default: bundled demo models")
+    parser.add_argument("--preset", default="vggt_1b", choices=sorted(PRESETS), help="architecture of a published file")
+    parser.add_argument("--moe-head", help="MoE depth-head folder to evaluate on top of --checkpoint")
+    parser.add_argument("--baseline", help="DPT-head model to compare with when --checkpoint is an MoE model folder")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    parser.add_argument("--figures", type=int, default=3, help="scenes that get a PNG figure")
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default reports/<protocol>)")
+    args = parser.parse_args(argv)
+    if args.protocol != "synthetic" and args.data_root is None:
+        parser.error(f"--protocol {args.protocol} needs --data-root")
+    args.out = args.out or Path("reports") / args.protocol
+    return args
+
+
+def load_models(args: argparse.Namespace) -> tuple[dict[str, VGGT], list[str]]:
+    """{"dpt": baseline, "moe": MoE model} (either may be absent) and descriptions for the report."""
+    models: dict[str, VGGT] = {}
+    described: list[str] = []
+
+    def add(name: str, reference, **kwargs) -> None:
+        model, description = load_any(reference, args.preset, moe_head=kwargs.get("moe_head"))
+        models[name] = model
+        described.append(f"{name}: {description}")
+
+    if args.checkpoint is None:
+        LOG.warning(DEMO_WARNING)
+        add("moe", DEMO_MODEL_DIR)
+        if (DEMO_BASELINE_DIR / CONFIG_FILE).exists():
+            add("dpt", DEMO_BASELINE_DIR)
+        return models, described
+    path = resolve_path(args.checkpoint)
+    ours = path.is_dir() and (path / CONFIG_FILE).exists()
+    if ours:
+        probe, _ = load_any(path)
+        add("moe" if probe.config.depth_head == "moe" else "dpt", path)
+    else:
+        add("dpt", path)
+    if args.moe_head:
+        add("moe", path, moe_head=args.moe_head)
+    if args.baseline:
+        add("dpt", args.baseline)
+    return models, described
+
+
+def windows(args: argparse.Namespace, target_width: int):
+    if args.protocol == "synthetic":
+        yield from P.synthetic_windows(P.SyntheticProtocol(scenes=args.scenes, frames=args.frames), target_width)
+    elif args.protocol in ("7scenes", "nrgbd"):
+        yield from P.multiview_windows(args.protocol, args.data_root, args.density, target_width)
+    else:
+        yield from P.monocular_windows(args.protocol, args.data_root, target_width)
+
+
+def fingerprint(args: argparse.Namespace, descriptions: list[str]) -> str:
+    """What makes per-scene results reusable: same models and same protocol settings."""
+    keys = {k: str(v) for k, v in vars(args).items() if k not in ("out", "figures", "max_scenes", "threads", "device")}
+    return hashlib.sha256(json.dumps([keys, descriptions], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(levelname)s: %(message)s")
+    args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        models, descriptions = load_models(args)
+        widths = {m.config.img_size for m in models.values()}
+        if len(widths) != 1:
+            raise ValueError(f"the models expect different input widths {sorted(widths)}: compare models of one resolution")
+        evaluator = Evaluator(models, args.device, args.precision)
+        out = args.out
+        scenes_dir = out / "scenes"
+        scenes_dir.mkdir(parents=True, exist_ok=True)
+        run_id = fingerprint(args, descriptions)
+        run_file = out / "run.json"
+        if run_file.exists() and json.loads(run_file.read_text()).get("fingerprint") != run_id:
+            raise ValueError(f"{out} holds results of another run (other models or settings): choose another --out or delete it")
+        run_file.write_text(json.dumps({"fingerprint": run_id, "models": descriptions}, indent=2) + "\n")
+        per_scene: dict[str, dict[str, dict[str, float]]] = {}
+        figures: list[str] = []
+        total = args.scenes if args.protocol == "synthetic" else None
+        progress = Progress(total or 0, 0, 1) if total else None
+        frames_seen = 0
+        for index, window in enumerate(windows(args, widths.pop())):
+            if args.max_scenes and index >= args.max_scenes:
+                break
+            stem = window.name.replace("/", "_")
+            cached = scenes_dir / f"{stem}.json"
+            figure = out / f"figure_{stem}.png"
+            if cached.exists() and (index >= args.figures or figure.exists()):
+                per_scene[window.name] = json.loads(cached.read_text())
+            else:
+                predictions = evaluator.predict(window.images)
+                points = P.RECONSTRUCTION_POINTS.get(args.protocol, 0)
+                per_scene[window.name] = {
+                    name: score_window(window, pred, P.MULTI_VIEW[args.protocol], points) for name, pred in predictions.items()
+                }
+                cached.write_text(json.dumps(per_scene[window.name], indent=2) + "\n")
+                if index < args.figures:
+                    scene_figure(window, predictions, figure)
+            if figure.exists():
+                figures.append(figure.name)
+            frames_seen += len(window.images)
+            if progress:
+                progress.update(index, {"frames": frames_seen})
+            else:
+                LOG.info("scene %d: %s", index + 1, window.name)
+    except (CheckpointError, DatasetError, FileNotFoundError, ValueError) as exc:
+        LOG.error("%s", exc)
+        return 2
+    if not per_scene:
+        LOG.error("no scenes were evaluated: check --data-root and the protocol")
+        return 2
+    meta = {
+        "protocol": args.protocol if args.protocol not in ("7scenes", "nrgbd") else f"{args.protocol} ({args.density})",
+        "models": "; ".join(descriptions),
+        "device": f"{evaluator.torch_device} {str(evaluator.dtype).removeprefix('torch.')}",
+        "scenes": len(per_scene),
+        "frames": frames_seen,
+        "notes": "metrics per frame after a per-image median scale fit, averaged per scene, then over scenes"
+        + (f"; Acc/Comp/NC on {P.RECONSTRUCTION_POINTS[args.protocol]} random corresponding points per window"
+           if args.protocol in P.RECONSTRUCTION_POINTS else ""),
+    }
+    result = write_report(out, meta, per_scene, evaluator.speed_summary(), figures)
+    print((out / "report.md").read_text())
+    if result["ratio_to_dpt"]:
+        for system, values in result["ratio_to_dpt"].items():
+            shown = ", ".join(f"{k} x{v:.3f}" for k, v in values.items() if k in ("abs_rel", "boundary_f1", "flying_ratio", "band_chamfer", "acc_mean"))
+            print(f"{system} / dpt: {shown}")
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

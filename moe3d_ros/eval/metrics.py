@@ -1,0 +1,390 @@
+"""Evaluation metrics: monocular depth, boundary sharpness, flying points, multi-view reconstruction.
+
+Conventions follow moe3d_ros.geometry: OpenCV camera axes, z-depth in metres (or any one unit,
+used consistently), integer pixel coordinates at pixel centres. Depth maps are [H, W] numpy
+arrays or CPU torch tensors, the prediction already resized to the ground truth's resolution.
+A depth pixel counts only where it is finite, positive and inside the given valid mask.
+Definitions and the published numbers they are compared with: shared/design/EVALUATION.md.
+"""
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import numpy as np
+import torch
+from scipy.ndimage import binary_dilation
+from scipy.spatial import cKDTree
+
+from ..geometry import umeyama, unproject_depth
+
+Array = Union[np.ndarray, torch.Tensor]
+ScaleMethod = Literal["median", "l1"]
+
+# Depth Pro's scale-invariant boundary metric: 10 ratio thresholds, weighted in proportion to t.
+BOUNDARY_THRESHOLDS = np.linspace(1.05, 1.25, 10)
+
+
+def _as_float(x: Array) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def valid_depth_mask(depth: Array, valid: Array | None = None) -> np.ndarray:
+    """Boolean [H, W]: depth finite and > 0, and inside `valid` when one is given."""
+    depth = _as_float(depth)
+    mask = np.isfinite(depth)
+    mask[mask] = depth[mask] > 0
+    if valid is not None:
+        mask &= np.asarray(valid.cpu() if isinstance(valid, torch.Tensor) else valid, dtype=bool)
+    return mask
+
+
+# ----------------------------------------------------------------------------- monocular depth
+
+
+def fit_scale(pred: Array, gt: Array, valid: Array | None = None, method: ScaleMethod = "median") -> float:
+    """The one scale s (no shift) that best maps pred onto gt over pixels valid in both.
+
+    "median": median of gt / pred. "l1": argmin_s sum |s * pred - gt|. Since
+    |s * p - g| = p * |s - g / p|, that is the median of the ratios g / p weighted by p, computed
+    exactly (no iterations); when the optimum is a flat interval this returns its lower end.
+    """
+    pred, gt = _as_float(pred), _as_float(gt)
+    mask = valid_depth_mask(pred, valid) & valid_depth_mask(gt)
+    if not mask.any():
+        raise ValueError("no pixel is valid in both the prediction and the ground truth")
+    ratios = gt[mask] / pred[mask]
+    if method == "median":
+        return float(np.median(ratios))
+    if method == "l1":
+        order = np.argsort(ratios)
+        cumulative = np.cumsum(pred[mask][order])
+        # The objective's slope right of ratio k is 2 * cumulative[k] - total: the first k where it turns >= 0.
+        return float(ratios[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+    raise ValueError(f"unknown scale method {method!r}: use 'median' or 'l1'")
+
+
+def depth_metrics(
+    pred: Array,
+    gt: Array,
+    valid: Array | None = None,
+    max_depth: float | None = None,
+    scale_method: ScaleMethod = "median",
+) -> dict[str, float]:
+    """Per-image depth accuracy after a scale-only fit, in the pi3 / NYU / Sintel protocol.
+
+    With `max_depth` (Sintel: 70 m) ground truth above it is masked out before the fit and the
+    scaled prediction is clipped at it. Returns abs_rel = mean |s*pred - gt| / gt, rmse (gt units),
+    delta1/2/3 = fraction with max(s*pred/gt, gt/(s*pred)) < 1.25**k, the fitted scale and
+    num_valid (pixels scored).
+    """
+    pred, gt = _as_float(pred), _as_float(gt)
+    mask = valid_depth_mask(pred, valid) & valid_depth_mask(gt)
+    if max_depth is not None:
+        mask &= gt <= max_depth
+    scale = fit_scale(pred, gt, mask, scale_method)
+    aligned, target = scale * pred[mask], gt[mask]
+    if max_depth is not None:
+        aligned = np.minimum(aligned, max_depth)
+    ratio = np.maximum(aligned / target, target / aligned)
+    return {
+        "abs_rel": float(np.mean(np.abs(aligned - target) / target)),
+        "rmse": float(np.sqrt(np.mean((aligned - target) ** 2))),
+        "delta1": float(np.mean(ratio < 1.25)),
+        "delta2": float(np.mean(ratio < 1.25**2)),
+        "delta3": float(np.mean(ratio < 1.25**3)),
+        "scale": scale,
+        "num_valid": int(mask.sum()),
+    }
+
+
+# ----------------------------------------------------------------------------- boundary sharpness
+
+
+def _directional_contours(value: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Occluding contours between 4-neighbours, one map per direction, where value's ratio exceeds t.
+
+    On inverse depth a larger value is nearer, so the four maps mark pairs whose right, left,
+    lower or upper pixel (respectively) is the foreground. Horizontal pairs are [H, W-1],
+    vertical pairs [H-1, W].
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (
+            value[:, 1:] / value[:, :-1] > threshold,
+            value[:, :-1] / value[:, 1:] > threshold,
+            value[1:, :] / value[:-1, :] > threshold,
+            value[:-1, :] / value[1:, :] > threshold,
+        )
+
+
+def boundary_scores(
+    pred_depth: Array,
+    gt_depth: Array,
+    valid: Array | None = None,
+    thresholds: np.ndarray = BOUNDARY_THRESHOLDS,
+    eps: float = 1e-6,
+) -> dict[str, float | np.ndarray]:
+    """Depth Pro's scale-invariant boundary precision, recall and F1, per threshold and weighted.
+
+    Both maps become inverse depth 1 / max(d, eps). For each threshold t and each of the four
+    directions, precision = |pred ∩ gt| / max(|pred|, 1) and recall = |pred ∩ gt| / max(|gt|, 1)
+    over contour pairs; each is the mean over the four directions (so a direction with no contour
+    scores 0, as in Depth Pro: a single straight edge predicted exactly gives 0.25, not 1), and
+    F1 = 2pr / (p + r), 0 when p + r = 0. The weighted scores use weights t / sum(t).
+    Pairs with either pixel invalid in the ground truth (outside `valid`, non-finite or <= 0) are
+    left out of both maps, so missing ground truth creates no contours. Ratios make the metric
+    scale-invariant, but it depends on the evaluation resolution (a contour is one pixel pair
+    wide): always score at one fixed resolution, the ground truth's.
+    Returns thresholds, weights, precision/recall/f1 per threshold ([T] arrays) and the weighted
+    scalars boundary_precision, boundary_recall and boundary_f1.
+    """
+    pred, gt = _as_float(pred_depth), _as_float(gt_depth)
+    if pred.shape != gt.shape or gt.ndim != 2:
+        raise ValueError(f"need [H, W] maps of one size (resize the prediction first): {pred.shape} vs {gt.shape}")
+    mask = valid_depth_mask(gt, valid)
+    pair_valid = (mask[:, 1:] & mask[:, :-1],) * 2 + (mask[1:, :] & mask[:-1, :],) * 2
+    pred_inv, gt_inv = 1.0 / np.maximum(pred, eps), 1.0 / np.maximum(gt, eps)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    precision, recall = np.zeros(len(thresholds)), np.zeros(len(thresholds))
+    for i, t in enumerate(thresholds):
+        directions = zip(_directional_contours(pred_inv, t), _directional_contours(gt_inv, t), pair_valid)
+        for pred_edge, gt_edge, ok in directions:
+            pred_edge, gt_edge = pred_edge & ok, gt_edge & ok
+            hits = np.count_nonzero(pred_edge & gt_edge)
+            precision[i] += 0.25 * hits / max(np.count_nonzero(pred_edge), 1)
+            recall[i] += 0.25 * hits / max(np.count_nonzero(gt_edge), 1)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    weights = thresholds / thresholds.sum()
+    return {
+        "thresholds": thresholds,
+        "weights": weights,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "boundary_precision": float(weights @ precision),
+        "boundary_recall": float(weights @ recall),
+        "boundary_f1": float(weights @ f1),
+    }
+
+
+def boundary_f1(pred_depth: Array, gt_depth: Array, valid: Array | None = None) -> float:
+    """Depth Pro's scale-invariant boundary F1 (Sintel: Depth Pro 0.409); see boundary_scores."""
+    return boundary_scores(pred_depth, gt_depth, valid)["boundary_f1"]
+
+
+def boundary_recall(pred_depth: Array, gt_depth: Array, valid: Array | None = None) -> float:
+    """The same weighted average of the boundary recall term alone; see boundary_scores."""
+    return boundary_scores(pred_depth, gt_depth, valid)["boundary_recall"]
+
+
+# ----------------------------------------------------------------------------- flying points
+
+
+def discontinuity_band(gt_depth: Array, valid: Array | None = None, ratio: float = 1.1, width: int = 3) -> np.ndarray:
+    """Boolean [H, W]: valid pixels within `width` pixels of a ground-truth depth discontinuity.
+
+    A discontinuity lies between two valid 4-neighbours whose depth ratio (larger / smaller)
+    exceeds `ratio`; both pixels of such a pair are contour pixels. The band is their square
+    (Chebyshev) dilation by width - 1 pixels, so a straight edge gets `width` pixels on each side
+    (2 * width in all). Pixels invalid in the ground truth are never in the band.
+    """
+    if width < 1:
+        raise ValueError("width must be at least 1 pixel")
+    gt = _as_float(gt_depth)
+    mask = valid_depth_mask(gt, valid)
+    log_depth = np.log(np.where(mask, gt, 1.0))  # larger / smaller > ratio  <=>  |log difference| > log ratio
+    across_x = (np.abs(np.diff(log_depth, axis=1)) > np.log(ratio)) & mask[:, 1:] & mask[:, :-1]
+    across_y = (np.abs(np.diff(log_depth, axis=0)) > np.log(ratio)) & mask[1:, :] & mask[:-1, :]
+    contour = np.zeros_like(mask)
+    contour[:, 1:] |= across_x
+    contour[:, :-1] |= across_x
+    contour[1:, :] |= across_y
+    contour[:-1, :] |= across_y
+    if width > 1:
+        contour = binary_dilation(contour, structure=np.ones((2 * width - 1, 2 * width - 1), dtype=bool))
+    return contour & mask
+
+
+def _camera_points(depth: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """[H, W, 3] camera-frame points, through geometry.unproject_depth so conventions stay in one place."""
+    return unproject_depth(torch.from_numpy(depth), torch.from_numpy(intrinsics)).numpy()
+
+
+def flying_points(
+    pred_depth: Array,
+    gt_depth: Array,
+    valid: Array | None,
+    intrinsics: Array,
+    band: Array | None = None,
+    threshold_fraction: float = 0.02,
+    scale_method: ScaleMethod = "median",
+) -> dict[str, float]:
+    """Flying points and Chamfer distance in a band around ground-truth depth discontinuities.
+
+    The prediction is scale-fitted (fit_scale) and both maps are unprojected with the ground-truth
+    intrinsics [3, 3] (camera frame, depth units). The ground-truth cloud is every pixel valid in
+    both maps; the band defaults to discontinuity_band over those pixels, and a given band is
+    restricted to them. Raises ValueError when no pixel is valid in both (as fit_scale). Returns flying_ratio = fraction of predicted band points farther than
+    threshold_fraction * median valid gt depth (`threshold`, depth units) from the nearest
+    ground-truth point; band_accuracy = their mean nearest distance; band_completeness = mean
+    distance from ground-truth band points to the nearest predicted point; band_chamfer = the
+    mean of those two; num_band_points, num_flying and the scale. With an empty band the ratio
+    and distances are NaN (average over images with nanmean).
+    """
+    pred, gt = _as_float(pred_depth), _as_float(gt_depth)
+    mask = valid_depth_mask(pred, valid) & valid_depth_mask(gt)
+    scale = fit_scale(pred, gt, mask, scale_method)
+    band = discontinuity_band(gt, mask) if band is None else np.asarray(band, dtype=bool) & mask
+    threshold = threshold_fraction * float(np.median(gt[mask]))
+    result = {"flying_ratio": np.nan, "band_chamfer": np.nan, "band_accuracy": np.nan, "band_completeness": np.nan,
+              "num_band_points": int(band.sum()), "num_flying": 0, "threshold": threshold, "scale": scale}
+    if not band.any():
+        return result
+    k = _as_float(intrinsics)
+    pred_points = _camera_points(np.where(mask, scale * pred, 0.0), k)
+    gt_points = _camera_points(np.where(mask, gt, 0.0), k)
+    accuracy, _ = nearest_neighbours(pred_points[band], gt_points[mask])
+    completeness, _ = nearest_neighbours(gt_points[band], pred_points[mask])
+    flying = accuracy > threshold
+    result.update(
+        flying_ratio=float(flying.mean()),
+        band_accuracy=float(accuracy.mean()),
+        band_completeness=float(completeness.mean()),
+        band_chamfer=float(0.5 * (accuracy.mean() + completeness.mean())),
+        num_flying=int(flying.sum()),
+    )
+    return result
+
+
+# ----------------------------------------------------------------------------- reconstruction
+
+
+def nearest_neighbours(query: np.ndarray, reference: np.ndarray | cKDTree) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distance from each query point [N, 3] to its nearest reference point, and its index."""
+    tree = reference if isinstance(reference, cKDTree) else cKDTree(reference)
+    return tree.query(query, k=1, workers=-1)
+
+
+_NORMALS_CHUNK = 65536  # points per k-NN batch: bounds the [chunk, k, 3] neighbour array to ~50 MB
+
+
+def estimate_normals(points: np.ndarray, k: int = 30, tree: cKDTree | None = None) -> np.ndarray:
+    """Unit normals [N, 3] by PCA of each point's k nearest neighbours (itself included).
+
+    The normal is the covariance's least-variance direction, as Open3D's default KNN-30 estimate;
+    its sign is arbitrary, which is why normal consistency uses |cos|.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    tree = cKDTree(points) if tree is None else tree
+    k = min(k, len(points))
+    normals = np.empty_like(points)
+    for start in range(0, len(points), _NORMALS_CHUNK):
+        _, index = tree.query(points[start:start + _NORMALS_CHUNK], k=k, workers=-1)
+        neighbours = np.take(points, index.reshape(len(index), k), axis=0)  # much faster than fancy indexing
+        centred = neighbours - neighbours.mean(axis=1, keepdims=True)
+        _, vectors = np.linalg.eigh(centred.transpose(0, 2, 1) @ centred)
+        normals[start:start + _NORMALS_CHUNK] = vectors[..., 0]
+    return normals
+
+
+def icp_point_to_point(
+    source: np.ndarray,
+    target: np.ndarray | cKDTree,
+    threshold: float = 0.1,
+    max_iterations: int = 30,
+    tolerance: float = 1e-6,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rigid point-to-point ICP from the identity: (R, t) with target ~ R @ source + t.
+
+    Each iteration pairs every moved source point with its nearest target point within
+    `threshold` (same units as the points) and refits R, t over those pairs (Kabsch). It stops after
+    `max_iterations`, or when the inlier fraction and inlier RMSE both change by less than
+    `tolerance` (Open3D's registration_icp defaults: 30 iterations, 1e-6).
+    """
+    source = np.asarray(source, dtype=np.float64)
+    tree = target if isinstance(target, cKDTree) else cKDTree(target)
+    rotation, translation = np.eye(3), np.zeros(3)
+    previous = None
+    for _ in range(max_iterations):
+        distance, index = tree.query(source @ rotation.T + translation, distance_upper_bound=threshold, workers=-1)
+        inliers = np.isfinite(distance)
+        if inliers.sum() < 3:
+            break
+        current = np.array([inliers.mean(), np.sqrt(np.mean(distance[inliers] ** 2))])
+        if previous is not None and np.all(np.abs(current - previous) < tolerance):
+            break
+        previous = current
+        _, rotation, translation = umeyama(source[inliers], tree.data[index[inliers]], with_scale=False)
+    return rotation, translation
+
+
+def surface_metrics(pred_points: np.ndarray, gt_points: np.ndarray, normals_k: int = 30) -> dict[str, float]:
+    """Acc / Comp / NC between two already aligned clouds [N, 3] and [M, 3] (point units).
+
+    Acc: distance from each predicted point to its nearest ground-truth point; Comp: from each
+    ground-truth point to its nearest predicted point; mean and median of each. NC: |cos| between
+    the PCA normals (estimate_normals, k = normals_k) of each nearest-neighbour pair, in both
+    directions; nc_mean / nc_median average the two directions' means / medians.
+    """
+    pred = np.asarray(pred_points, dtype=np.float64)
+    gt = np.asarray(gt_points, dtype=np.float64)
+    pred_tree, gt_tree = cKDTree(pred), cKDTree(gt)
+    accuracy, to_gt = nearest_neighbours(pred, gt_tree)
+    completeness, to_pred = nearest_neighbours(gt, pred_tree)
+    pred_normals = estimate_normals(pred, normals_k, pred_tree)
+    gt_normals = estimate_normals(gt, normals_k, gt_tree)
+    nc_pred = np.abs(np.sum(pred_normals * gt_normals[to_gt], axis=1))
+    nc_gt = np.abs(np.sum(gt_normals * pred_normals[to_pred], axis=1))
+    return {
+        "acc_mean": float(accuracy.mean()),
+        "acc_median": float(np.median(accuracy)),
+        "comp_mean": float(completeness.mean()),
+        "comp_median": float(np.median(completeness)),
+        "nc_mean": float(0.5 * (nc_pred.mean() + nc_gt.mean())),
+        "nc_median": float(0.5 * (np.median(nc_pred) + np.median(nc_gt))),
+    }
+
+
+def reconstruction_metrics(
+    pred_points: Array,
+    gt_points: Array,
+    icp_threshold: float = 0.1,
+    normals_k: int = 30,
+    max_points: int | None = None,
+    seed: int = 0,
+    icp_iterations: int = 30,
+) -> dict[str, float | np.ndarray]:
+    """7-Scenes / NRGBD reconstruction quality of predicted points against ground truth.
+
+    pred_points and gt_points are corresponding [N, 3] points (same pixels; metres); rows with a
+    non-finite coordinate in either are dropped, and with `max_points` a random subset of the
+    pairs (deterministic by `seed`) is kept. The prediction is aligned by an Umeyama similarity
+    from the correspondences, then refined by rigid point-to-point ICP (identity start,
+    `icp_threshold` metres), and scored by surface_metrics. Returns acc_mean, acc_median,
+    comp_mean, comp_median, nc_mean, nc_median, num_points, scale (of the similarity) and
+    transform: the [4, 4] matrix [s R | t] mapping the given predicted points onto the aligned ones.
+    """
+    pred = _as_float(pred_points).reshape(-1, 3)
+    gt = _as_float(gt_points).reshape(-1, 3)
+    if pred.shape != gt.shape:
+        raise ValueError(f"need corresponding points: {pred.shape} vs {gt.shape}")
+    finite = np.isfinite(pred).all(axis=1) & np.isfinite(gt).all(axis=1)
+    pred, gt = pred[finite], gt[finite]
+    if max_points is not None and len(pred) > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(len(pred), max_points, replace=False))
+        pred, gt = pred[keep], gt[keep]
+    scale, rotation, translation = umeyama(pred, gt)
+    similar = scale * pred @ rotation.T + translation
+    icp_rotation, icp_translation = icp_point_to_point(similar, gt, icp_threshold, icp_iterations)
+    transform = np.eye(4)
+    transform[:3, :3] = scale * icp_rotation @ rotation
+    transform[:3, 3] = icp_rotation @ translation + icp_translation
+    aligned = pred @ transform[:3, :3].T + transform[:3, 3]
+    return {
+        **surface_metrics(aligned, gt, normals_k),
+        "num_points": len(pred),
+        "scale": scale,
+        "transform": transform,
+    }
