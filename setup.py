@@ -8,6 +8,8 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
+    # The bundled demo models (safetensors + JSON) install with the code: see README "Demo model".
+    package_data={PACKAGE: ["models/*/*.json", "models/*/*.safetensors"]},
     python_requires=">=3.10,<3.13",
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
@@ -17,7 +19,7 @@ setup(
     ],
     install_requires=["setuptools"],
     extras_require={"test": ["pytest"]},
-    zip_safe=True,
+    zip_safe=False,
     maintainer="moe3d_ros maintainers",
     maintainer_email="moe3d-ros@users.noreply.github.com",
     description="VGGT with a mixture-of-experts depth head for ROS 2",

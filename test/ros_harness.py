@@ -20,7 +20,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DDS_PROFILE = PROJECT_ROOT / "config" / "fastdds_shm.xml"
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed (ROS 2 or the ros-jazzy-rclpy wheel)")
+import rclpy.context  # noqa: E402
 import rclpy.executors  # noqa: E402
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # the test process discovers on this host only
 
 
 def ros_environment(domain_id: int) -> dict[str, str]:
@@ -110,3 +113,13 @@ def spin_until(node, predicate: Callable[[], bool], timeout: float, what: str, p
             log = proc.output()[-4000:] if proc is not None else ""
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{log}")
         spin_once(node, timeout_sec=0.05)
+
+
+def ros_test_node(domain_id: int, name: str):
+    """A node of the test process on `domain_id` (its own rclpy context); a generator for fixtures."""
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    node = rclpy.create_node(name, context=context)
+    yield node
+    node.destroy_node()
+    rclpy.shutdown(context=context)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from ros_harness import NodeProcess, rclpy, spin_once, spin_until
+from ros_harness import NodeProcess, rclpy, ros_test_node, spin_once, spin_until
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
@@ -55,13 +55,7 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ros_node():
-    context = rclpy.context.Context()
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    rclpy.init(context=context, domain_id=DOMAIN_ID)
-    node = rclpy.create_node("moe3d_test", context=context)
-    yield node
-    node.destroy_node()
-    rclpy.shutdown(context=context)
+    yield from ros_test_node(DOMAIN_ID, "moe3d_test")
 
 
 NODE_PARAMS = {
@@ -167,15 +161,19 @@ def _image_array(msg: Image, dtype, channels=1) -> np.ndarray:
 
 def test_every_output_is_right(harness):
     stamp = 100.25
-    both_cameras = lambda: any(c.height == 2 * 168 for c in harness.by_stamp("points", stamp))  # noqa: E731
+    # Ready once the window that held both cameras has delivered its cloud and its poses (an
+    # earlier window may have held camera A alone; poses are published after the cloud).
+    both_cameras = lambda: (any(c.height == 2 * 168 for c in harness.by_stamp("points", stamp))  # noqa: E731
+                            and any(len(p.poses) >= 2 for p in harness.by_stamp("poses", stamp)))
     harness.publish_until(CAMERA_A + ["poses"], stamp, ready=both_cameras)
     harness.wait_for(CAMERA_B, stamp + 0.001, "camera B's outputs (stamped 1 ms after camera A's)")
     # Camera A: rgb 160x120 -> model 224x168; intrinsics from its CameraInfo, mapped to 224x168.
-    depth = harness.by_stamp("cam_a/depth/image", stamp)[0]
-    info = harness.by_stamp("cam_a/depth/camera_info", stamp)[0]
-    conf = harness.by_stamp("cam_a/confidence", stamp)[0]
-    gating = harness.by_stamp("cam_a/gating", stamp)[0]
-    color = harness.by_stamp("cam_a/gating/color", stamp)[0]
+    # The newest of each output belongs to the window that held both cameras.
+    depth = harness.by_stamp("cam_a/depth/image", stamp)[-1]
+    info = harness.by_stamp("cam_a/depth/camera_info", stamp)[-1]
+    conf = harness.by_stamp("cam_a/confidence", stamp)[-1]
+    gating = harness.by_stamp("cam_a/gating", stamp)[-1]
+    color = harness.by_stamp("cam_a/gating/color", stamp)[-1]
     for msg in (depth, info, conf, gating, color):
         assert msg.header.frame_id == "cam_a_optical_frame"
         assert (msg.height, msg.width) == (168, 224)
@@ -191,10 +189,9 @@ def test_every_output_is_right(harness):
     assert _image_array(gating, np.uint8).max() < NUM_EXPERTS
     # Camera B: compressed, no CameraInfo: predicted intrinsics, its own stamp and frame.
     depth_b_msg = harness.by_stamp("cam_b/depth/image", stamp + 0.001)
-    assert depth_b_msg and depth_b_msg[0].header.frame_id == "cam_b_optical_frame"
-    info_b = harness.by_stamp("cam_b/depth/camera_info", stamp + 0.001)[0]
+    assert depth_b_msg and depth_b_msg[-1].header.frame_id == "cam_b_optical_frame"
+    info_b = harness.by_stamp("cam_b/depth/camera_info", stamp + 0.001)[-1]
     # Cloud and poses: in camera A's optical frame, stamped like camera A's image.
-    # The window that held both cameras (an earlier one may have held camera A alone).
     cloud = [c for c in harness.by_stamp("points", stamp) if c.height == 2 * 168][-1]
     poses = [p for p in harness.by_stamp("poses", stamp) if len(p.poses) >= 2][-1]
     assert cloud.header.frame_id == poses.header.frame_id == "cam_a_optical_frame"
@@ -202,7 +199,7 @@ def test_every_output_is_right(harness):
     records = cloud_records(cloud)
     xyz = np.stack([records["x"], records["y"], records["z"]], axis=-1)
     for row, (depth_msg_i, info_i, pose) in enumerate(
-        [(depth, info, poses.poses[0]), (depth_b_msg[0], info_b, poses.poses[1])]
+        [(depth, info, poses.poses[0]), (depth_b_msg[-1], info_b, poses.poses[1])]
     ):
         d = _image_array(depth_msg_i, np.float32)
         camera_points = unproject_depth(torch.from_numpy(np.nan_to_num(d)), torch.tensor(info_i.k).view(3, 3).float()).numpy()

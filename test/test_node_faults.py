@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from ros_harness import NodeProcess, rclpy, spin_once, spin_until
+from ros_harness import NodeProcess, rclpy, ros_test_node, spin_once, spin_until
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
@@ -29,12 +29,7 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ros_node():
-    context = rclpy.context.Context()
-    rclpy.init(context=context, domain_id=DOMAIN_ID)
-    node = rclpy.create_node("moe3d_fault_test", context=context)
-    yield node
-    node.destroy_node()
-    rclpy.shutdown(context=context)
+    yield from ros_test_node(DOMAIN_ID, "moe3d_fault_test")
 
 
 def _start_fails(tmp_path, parameters: dict, *expected: str) -> None:

@@ -83,12 +83,26 @@ def markdown(meta: dict[str, Any], summary, ratio, speed, figures: list[str]) ->
         if model == "moe_over_dpt":
             continue
         lines.append(f"| {model} | " + " | ".join(_fmt(values.get(c)) for c in _speed_columns(speed)) + " |")
+    shares = _expert_share_table(summary)
+    if shares:
+        lines += ["", "## Gate specialisation (share of pixels won by each expert)", ""] + shares
     if "moe_over_dpt" in speed:
         over = speed["moe_over_dpt"]
         lines += ["", f"MoE / DPT measured in this run: depth head time x{over['depth_head']:.3f}, whole forward x{over['total']:.3f}."]
     if figures:
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
+
+
+def _expert_share_table(summary) -> list[str]:
+    system = next((s for s in summary if any(k.startswith("expert") for k in summary[s])), None)
+    if system is None:
+        return []
+    experts = sorted({int(k[len("expert"):].split("_")[0]) for k in summary[system] if k.startswith("expert")})
+    lines = ["| region | " + " | ".join(f"expert {k}" for k in experts) + " |", "|---|" + "---:|" * len(experts)]
+    for region, label in (("edges", "near depth edges"), ("surfaces", "on surfaces")):
+        lines.append(f"| {label} | " + " | ".join(f"{summary[system].get(f'expert{k}_share_{region}', float('nan')):.3f}" for k in experts) + " |")
+    return lines
 
 
 def _speed_columns(speed) -> list[str]:

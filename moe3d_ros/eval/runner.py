@@ -31,6 +31,7 @@ class SystemPrediction:
     extrinsics: np.ndarray  # [S, 3, 4] camera-from-world (world = frame 0's camera)
     intrinsics: np.ndarray  # [S, 3, 3]
     winner: np.ndarray | None = None  # [S, H, W] expert index (MoE)
+    num_experts: int = 0
 
 
 @dataclass
@@ -101,7 +102,7 @@ class Evaluator:
                 depth, conf = fuse(mix.expert_depth, mix.expert_conf, mix.gate_logits, fusion)
                 out[f"{name}_{fusion}"] = SystemPrediction(
                     depth[0].float().cpu().numpy(), conf[0].float().cpu().numpy(), **cameras,
-                    winner=mix.winner[0].to(torch.uint8).cpu().numpy(),
+                    winner=mix.winner[0].to(torch.uint8).cpu().numpy(), num_experts=mix.gate_logits.shape[2],
                 )
         return out
 
@@ -134,6 +135,8 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
         flying = M.flying_points(predicted, gt, valid, window.intrinsics[i])
         values["flying_ratio"] = flying["flying_ratio"]
         values["band_chamfer"] = flying["band_chamfer"]
+        if pred.winner is not None and pred.winner[i].shape == gt.shape:
+            values.update(expert_shares(pred.winner[i], pred.num_experts, gt, valid))
         for key, value in values.items():
             if np.isfinite(value):
                 per_frame.setdefault(key, []).append(float(value))
@@ -147,6 +150,20 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
         recon = M.reconstruction_metrics(predicted_points[mask], gt_points[mask], max_points=max_points)
         scores.update({k: float(v) for k, v in recon.items() if k in RECON_KEYS})
     return scores
+
+
+def expert_shares(winner: np.ndarray, num_experts: int, gt: np.ndarray, valid: np.ndarray) -> dict[str, float]:
+    """Share of pixels each expert wins near ground-truth depth edges and on surfaces (away from
+    them): how the gate specialised."""
+    band = M.discontinuity_band(gt, valid)
+    surfaces = valid & ~band
+    shares = {}
+    for region, mask in (("edges", band), ("surfaces", surfaces)):
+        counts = np.bincount(winner[mask].astype(np.int64), minlength=num_experts)[:num_experts]
+        total = max(int(counts.sum()), 1)
+        for k in range(num_experts):
+            shares[f"expert{k}_share_{region}"] = counts[k] / total if mask.any() else float("nan")
+    return shares
 
 
 RECON_KEYS = ("acc_mean", "acc_median", "comp_mean", "comp_median", "nc_mean", "nc_median")

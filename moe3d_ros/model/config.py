@@ -148,10 +148,13 @@ class VGGTConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "VGGTConfig":
         """Inverse of to_dict; unknown keys are an error so a typo never goes unnoticed."""
-        return _from_dict(cls, data, "config")
+        return dataclass_from_dict(cls, data, "config")
 
 
-def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+def dataclass_from_dict(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass `cls` from a plain mapping (JSON/YAML), recursing into fields whose default
+    is itself a dataclass; lists become tuples. Unknown keys and bad values raise ValueError
+    naming where they are, so a typo never goes unnoticed."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -160,23 +163,18 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
         raise ValueError(f"{where}: unknown keys {unknown}; expected some of {sorted(fields)}")
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
-        sub = _SUBCONFIGS.get(name)
-        if sub is not None and cls is VGGTConfig:
-            kwargs[name] = _from_dict(sub, value, f"{where}.{name}")
+        factory = fields[name].default_factory
+        default = factory() if factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = dataclass_from_dict(type(default), value, f"{where}.{name}")
         elif isinstance(value, list):
             kwargs[name] = tuple(value)
         else:
             kwargs[name] = value
-    return cls(**kwargs)
-
-
-_SUBCONFIGS: dict[str, type] = {
-    "encoder": EncoderConfig,
-    "aggregator": AggregatorConfig,
-    "camera_head": CameraHeadConfig,
-    "dpt": DPTConfig,
-    "moe": MoEConfig,
-}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from exc
 
 
 def vggt_1b() -> VGGTConfig:

@@ -8,9 +8,7 @@ Renders one procedural scene along a looping camera path and publishes, with one
 from __future__ import annotations
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -18,6 +16,7 @@ from std_msgs.msg import Header
 
 from ..data.synthetic import SyntheticConfig, default_intrinsics, generate_scene
 from .conversions import camera_info_msg, depth_msg, image_msg
+from .runtime import run_node
 
 FRAME_ID = "demo_camera_optical_frame"
 
@@ -61,21 +60,7 @@ class DemoCamera(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = DemoCamera(namespace="demo_camera")
-    except ValueError as exc:
-        rclpy.logging.get_logger("demo_camera").fatal(f"cannot start: {exc}")
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(lambda: DemoCamera(namespace="demo_camera"), "demo_camera", args)
 
 
 if __name__ == "__main__":

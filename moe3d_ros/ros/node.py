@@ -15,17 +15,15 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose, PoseArray
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from ..checkpoint import CheckpointError, load_for_inference
+from ..checkpoint import load_for_inference
 from ..engine import EngineConfig, InferenceEngine
 from ..postprocess import camera_poses, camera_product, fused_cloud, gating_colors
 from ..window import FrameWindow, StampedFrame, WindowSnapshot
@@ -41,6 +39,7 @@ from .conversions import (
     image_msg,
     image_to_rgb,
 )
+from .runtime import run_node
 
 THROTTLE_S = 5.0
 FAULT_ENV = "MOE3D_FAULT_INJECTION"  # test facility: "engine_oom:N" raises an OOM on the N-th engine call
@@ -356,23 +355,8 @@ class Moe3dNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = Moe3dNode()
-    except (ValueError, CheckpointError) as exc:
-        rclpy.logging.get_logger("moe3d_node").fatal(f"cannot start: {exc}")
-        rclpy.try_shutdown()
-        return 1
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    # Two executor threads: subscription callbacks keep flowing while a timer or service runs.
+    return run_node(Moe3dNode, "moe3d_node", args, threads=2)
 
 
 if __name__ == "__main__":

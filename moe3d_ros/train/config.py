@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from ..model import MoEConfig
+from ..model.config import dataclass_from_dict
 from .losses import LossConfig
 
 BACKBONE_MODES = ("frozen", "partial", "full")
@@ -63,6 +64,7 @@ class OutputSection:
     log_every: int = 10
     checkpoint_every: int = 200
     tensorboard: bool = True  # when the tensorboard package is installed
+    export_model: bool = False  # also write the whole trained model to <dir>/model (head-only runs too)
 
 
 @dataclass(frozen=True)
@@ -114,26 +116,4 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
 
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
-    return _build(TrainConfig, data, where)
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; expected some of {sorted(fields)}")
-    kwargs = {}
-    for name, value in data.items():
-        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING else None
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value, f"{where}.{name}")
-        elif isinstance(value, list):
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: {exc}") from exc
+    return dataclass_from_dict(TrainConfig, data, where)

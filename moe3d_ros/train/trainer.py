@@ -273,6 +273,10 @@ class Trainer:
         final = self.out_dir / "checkpoints" / "final"
         if self.dist.is_main:
             final = self.save_checkpoint("final")
+            if cfg.output.export_model:
+                metadata = {"description": f"trained with moe3d-train ({cfg.model.depth_head} head, {self.step} steps)",
+                            "train_config": cfg.to_dict()}
+                save_model(self.model, self.out_dir / "model", metadata=metadata)
             metrics.close()
         self.check_ranks_agree(final)
         return final

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Reproduces the bundled demo models on the CPU (about 1 hour on 2 cores):
+#   1. the demo preset with the plain DPT depth head, whole model trained from scratch;
+#   2a. the baseline: its DPT head trained on, backbone frozen, for the MoE head's budget;
+#   2b. MoE3D: a 4-expert MoE head initialised from step 1's DPT head, trained with the
+#       mixture NLL and the entropy regulariser, backbone frozen.
+# Then copies 2b to moe3d_ros/models/demo and 2a to moe3d_ros/models/demo_dpt.
+# Usage: bash scripts/train_demo.sh [runs folder, default runs]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${1:-runs}"
+PYTHON="${PYTHON:-.venv/bin/python}"
+train() { "$PYTHON" -m moe3d_ros.cli.train "$@"; }
+
+train config/demo_dpt.yaml --set "output.dir=$RUNS/demo_dpt"
+train config/demo_dpt_head.yaml --set "model.checkpoint=$RUNS/demo_dpt/checkpoints/final" --set "output.dir=$RUNS/demo_dpt_head"
+train config/demo_moe.yaml --set "model.checkpoint=$RUNS/demo_dpt/checkpoints/final" --set "output.dir=$RUNS/demo_moe"
+
+for pair in "demo_moe:demo" "demo_dpt_head:demo_dpt"; do
+    run="${pair%%:*}" bundled="moe3d_ros/models/${pair##*:}"
+    mkdir -p "$bundled"
+    cp "$RUNS/$run/model/model.safetensors" "$RUNS/$run/model/config.json" "$bundled/"
+done
+echo "demo models written to moe3d_ros/models/demo (MoE) and moe3d_ros/models/demo_dpt (DPT baseline)"
