@@ -46,8 +46,20 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or "." not in key:
             raise ValueError(f"--set {item!r}: expected section.key=value (e.g. train.steps=100)")
-        overrides[key] = yaml.safe_load(value)
+        overrides[key] = _number_or_yaml(value)
     return overrides
+
+
+def _number_or_yaml(text: str) -> Any:
+    """YAML reads `1e-3` as a string (it wants `1.0e-3`); on a command line it means a number."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return yaml.safe_load(text)
 
 
 def main(argv: list[str] | None = None) -> int:

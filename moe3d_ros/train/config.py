@@ -101,7 +101,7 @@ class TrainConfig:
 
 
 def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a YAML file; `overrides` maps dotted keys (e.g. "train.steps") to values."""
+    """Read a YAML file; `overrides` maps dotted keys (e.g. "train.steps", "model.moe.scope") to values."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"training config {path} does not exist")
@@ -110,8 +110,13 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from exc
     for dotted, value in (overrides or {}).items():
-        section, _, key = dotted.partition(".")
-        data.setdefault(section, {})[key] = value
+        *parents, key = dotted.split(".")
+        node = data
+        for parent in parents:
+            node = node.setdefault(parent, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {dotted}: {parent} is not a section")
+        node[key] = value
     return config_from_dict(data, str(path))
 
 
