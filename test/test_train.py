@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from moe3d_ros.cli.train import build_sampler, main as train_main
+from moe3d_ros.cli.train import build_sampler, main as train_main, parse_overrides
 from moe3d_ros.train.config import config_from_dict, load_train_config
 from moe3d_ros.train.trainer import Trainer
 
@@ -127,6 +127,18 @@ def test_cli_reports_config_errors_by_name(tmp_path, caplog):
 
 
 def test_shipped_training_configs_parse():
-    for path in sorted((PROJECT_ROOT / "config").glob("train_*.yaml")):
+    paths = sorted((PROJECT_ROOT / "config").glob("train_*.yaml")) + sorted((PROJECT_ROOT / "config").glob("demo_*.yaml"))
+    assert len(paths) >= 4
+    for path in paths:
         cfg = load_train_config(path)
         assert cfg.model.depth_head in ("moe", "dpt"), path
+
+
+def test_overrides_reach_nested_sections_and_read_numbers(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(_config(tmp_path)))
+    overrides = parse_overrides(["model.moe.temperature=0.05", "train.lr=1e-3", "train.steps=7", "data.kind=synthetic"])
+    cfg = load_train_config(path, overrides)
+    assert cfg.model.moe.temperature == 0.05 and cfg.train.lr == 1e-3 and cfg.train.steps == 7
+    with pytest.raises(ValueError, match="not a section"):
+        load_train_config(path, {"train.steps.x": 1})
