@@ -24,6 +24,7 @@ def generate_launch_description() -> LaunchDescription:
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "moe3d.launch.py"])),
         launch_arguments={
             "image_topics": "['/demo_camera/image_raw']",
+            "params_file": PathJoinSubstitution([share, "config", "demo.yaml"]),
             "checkpoint": LaunchConfiguration("checkpoint"),
             "rviz": LaunchConfiguration("rviz"),
             "rviz_config": PathJoinSubstitution([share, "config", "demo.rviz"]),

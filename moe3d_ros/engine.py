@@ -69,6 +69,7 @@ class Predictions:
     # With an MoE depth head (None otherwise):
     winner: np.ndarray | None = None  # [S, H, W] uint8 index of the highest-weight expert
     gate_entropy: np.ndarray | None = None  # [S, H, W] float32, nats
+    expert_spread: np.ndarray | None = None  # [S, H, W] float32, max / min expert depth - 1
     num_experts: int = 0
 
     def world_points(self) -> np.ndarray:
@@ -117,6 +118,8 @@ class InferenceEngine:
             if out.mixture is not None:
                 predictions.winner = out.mixture.winner[0].to(torch.uint8).cpu().numpy()
                 predictions.gate_entropy = out.mixture.entropy[0].float().cpu().numpy()
+                experts = out.mixture.expert_depth[0].float()  # [S, K, H, W]
+                predictions.expert_spread = (experts.amax(dim=1) / experts.amin(dim=1) - 1).cpu().numpy()
                 predictions.num_experts = out.mixture.gate_logits.shape[2]
         predictions.timings = dict(timer.seconds)
         return predictions

@@ -3,8 +3,10 @@
 Flying points sit where depth jumps between foreground and background. Four tests remove them,
 each with a documented default (set a threshold to 0 / inf to switch its test off):
 - confidence: the model's own confidence (>= 1) must reach `min_confidence`;
-- gate entropy: where the MoE gate is undecided between experts that disagree, the pixel lies
-  on a boundary the model could not resolve (`max_gate_entropy`, nats; log K = undecided);
+- gate entropy: where the MoE gate is undecided (`max_gate_entropy`, nats; log K = undecided)
+  between experts that disagree (their depths differ by more than `min_expert_spread`,
+  relative), the pixel lies on a boundary the model could not resolve; where the experts agree,
+  the gate's choice does not matter and the pixel stays;
 - depth edge: two 4-neighbours whose depths differ by more than `max_edge_jump` relative to the
   nearer one straddle a discontinuity: both are removed;
 - range: depth outside [min_depth, max_depth] (in the published units).
@@ -21,13 +23,14 @@ import numpy as np
 class FilterConfig:
     min_confidence: float = 1.5  # 1 + exp(c): 1.5 drops the least confident pixels only
     max_gate_entropy: float = 0.5  # nats; log(4) = 1.39 is a uniform 4-expert gate
+    min_expert_spread: float = 0.05  # max / min expert depth - 1 above which experts disagree
     max_edge_jump: float = 0.05  # |d_a - d_b| / min(d_a, d_b) between 4-neighbours
     min_depth: float = 0.0
     max_depth: float = math.inf
 
     def __post_init__(self) -> None:
-        if self.min_confidence < 0 or self.max_gate_entropy < 0 or self.max_edge_jump < 0:
-            raise ValueError("min_confidence, max_gate_entropy and max_edge_jump must be >= 0")
+        if min(self.min_confidence, self.max_gate_entropy, self.min_expert_spread, self.max_edge_jump) < 0:
+            raise ValueError("min_confidence, max_gate_entropy, min_expert_spread and max_edge_jump must be >= 0")
         if not self.min_depth < self.max_depth:
             raise ValueError(f"min_depth ({self.min_depth}) must be below max_depth ({self.max_depth})")
 
@@ -57,15 +60,20 @@ def edge_mask(depth: np.ndarray, max_jump: float) -> np.ndarray:
 
 
 def boundary_clean_mask(
-    depth: np.ndarray, confidence: np.ndarray, cfg: FilterConfig, gate_entropy: np.ndarray | None = None
+    depth: np.ndarray,
+    confidence: np.ndarray,
+    cfg: FilterConfig,
+    gate_entropy: np.ndarray | None = None,
+    expert_spread: np.ndarray | None = None,
 ) -> FilterResult:
-    """Keep-mask for one depth map [H, W]; gate_entropy is None for a plain DPT head."""
+    """Keep-mask for one depth map [H, W]; gate_entropy and expert_spread are None for a plain
+    DPT head (without expert_spread, the entropy test alone decides)."""
     finite = np.isfinite(depth) & (depth > 0)
     keep = finite.copy()
     counts = {"invalid": int(depth.size - np.count_nonzero(finite))}
     tests = {
         "confidence": (confidence < cfg.min_confidence) if cfg.min_confidence > 0 else None,
-        "gate_entropy": (gate_entropy > cfg.max_gate_entropy)
+        "gate_entropy": _undecided_between_disagreeing(gate_entropy, expert_spread, cfg)
         if gate_entropy is not None and math.isfinite(cfg.max_gate_entropy)
         else None,
         "depth_edge": edge_mask(depth, cfg.max_edge_jump) if math.isfinite(cfg.max_edge_jump)
@@ -77,3 +85,8 @@ def boundary_clean_mask(
         if failed is not None:
             keep &= ~failed
     return FilterResult(mask=keep, counts=counts)
+
+
+def _undecided_between_disagreeing(entropy: np.ndarray, spread: np.ndarray | None, cfg: FilterConfig) -> np.ndarray:
+    undecided = entropy > cfg.max_gate_entropy
+    return undecided if spread is None else undecided & (spread > cfg.min_expert_spread)

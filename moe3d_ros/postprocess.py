@@ -67,7 +67,8 @@ def camera_product(
     depth = pred.depth[frame][box] * np.float32(scale)
     confidence = pred.depth_conf[frame][box]
     entropy = pred.gate_entropy[frame][box] if pred.gate_entropy is not None else None
-    result = boundary_clean_mask(depth, confidence, cfg, entropy)
+    spread = pred.expert_spread[frame][box] if pred.expert_spread is not None else None
+    result = boundary_clean_mask(depth, confidence, cfg, entropy, spread)
     return CameraProduct(
         frame=frame,
         depth=np.where(result.mask, depth, np.float32(np.nan)).astype(np.float32),

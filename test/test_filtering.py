@@ -33,6 +33,16 @@ def test_each_test_and_its_count():
     assert result.counts == {"invalid": 1, "confidence": 1, "gate_entropy": 1, "depth_edge": 0, "range": 1}
 
 
+def test_an_undecided_gate_drops_a_pixel_only_where_the_experts_disagree():
+    depth = np.ones((2, 3), np.float32)
+    entropy = np.array([[1.3, 1.3, 1.3], [0.1, 0.1, 0.1]], np.float32)
+    spread = np.array([[0.01, 0.2, 0.06], [0.2, 0.2, 0.2]], np.float32)  # max / min expert depth - 1
+    cfg = FilterConfig(min_confidence=0.0, max_gate_entropy=0.5, min_expert_spread=0.05, max_edge_jump=math.inf)
+    result = boundary_clean_mask(depth, np.ones_like(depth), cfg, entropy, spread)
+    np.testing.assert_array_equal(result.mask, [[True, False, False], [True, True, True]])
+    assert result.counts["gate_entropy"] == 2
+
+
 def test_switched_off_tests_keep_everything_finite():
     rng = np.random.default_rng(0)
     depth = rng.uniform(0.5, 10, (8, 8)).astype(np.float32)
@@ -46,7 +56,8 @@ def test_no_gate_entropy_for_a_plain_dpt_head():
     assert result.mask.all() and result.counts["gate_entropy"] == 0
 
 
-@pytest.mark.parametrize("bad", [dict(min_confidence=-1), dict(max_edge_jump=-0.1), dict(min_depth=5, max_depth=1)])
+@pytest.mark.parametrize("bad", [dict(min_confidence=-1), dict(max_edge_jump=-0.1), dict(min_expert_spread=-0.1),
+                                 dict(min_depth=5, max_depth=1)])
 def test_bad_settings_are_errors(bad):
     with pytest.raises(ValueError):
         FilterConfig(**bad)

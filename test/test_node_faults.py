@@ -120,7 +120,9 @@ def test_overload_keeps_memory_bounded_and_counts_newest_wins_drops(tmp_path, ch
         diagnostics = Diagnostics(ros_node)
         spin_until(ros_node, lambda: all(p.get_subscription_count() > 0 for p in publishers), 60, "the node to subscribe", proc)
         rng = np.random.default_rng(1)
-        images = [rgb_to_image_msg(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), "rgb8", Header(frame_id=f"load{i}"))
+        # 320x240: 55 MB/s of input, so a leak of the stream (about 500 MB over the steady part)
+        # stands far above the allocator's steps (windows growing to full size: up to ~170 MB).
+        images = [rgb_to_image_msg(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), "rgb8", Header(frame_id=f"load{i}"))
                   for i in range(4)]
         rss = []
         start = time.monotonic()
@@ -142,7 +144,7 @@ def test_overload_keeps_memory_bounded_and_counts_newest_wins_drops(tmp_path, ch
         assert superseded > 0 and windows < frames_in / 4, (windows, superseded, frames_in)
         # Bounded: after warm-up, resident memory does not keep growing with the input stream.
         steady = rss[3:]
-        assert max(steady) - min(steady) < 150, rss
+        assert max(steady) - min(steady) < 250, rss
     finally:
         proc.stop()
 

@@ -171,11 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     import rclpy
 
     try:
+        node_params = [f"image_topics:=['{CAMERA_NS}/image_raw']", f"device:={args.device}"]
+        if args.checkpoint:  # rcl cannot parse an empty override ("checkpoint:="); unset = bundled model
+            node_params.append(f"checkpoint:={args.checkpoint}")
         commands = [
             [executable("moe3d_demo_camera"), "--ros-args", "-p", f"rate:={args.rate}"],
-            [executable("moe3d_node"), "--ros-args", "-p", f"image_topics:=['{CAMERA_NS}/image_raw']",
-             "-p", f"checkpoint:={args.checkpoint}", "-p", f"device:={args.device}", "-p", "keyframe_spacing:=0.4",
-             "-p", "diagnostics_period:=0.5"],
+            [executable("moe3d_node"), "--ros-args", "--params-file", str(share_dir() / "config" / "demo.yaml"),
+             *[arg for p in node_params for arg in ("-p", p)]],
         ]
     except FileNotFoundError as exc:
         print(f"moe3d-demo: {exc}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
 from ..checkpoint import CheckpointError
@@ -21,7 +21,7 @@ def run_node(factory: Callable[[], Node], name: str, args: list[str] | None, thr
         rclpy.logging.get_logger(name).fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=threads)
+    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()

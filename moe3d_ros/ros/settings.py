@@ -56,6 +56,8 @@ SPECS: dict[str, ParamSpec] = {
                                        read_only=False, min_value=0.0),
     "filter.max_gate_entropy": ParamSpec(0.5, _T.PARAMETER_DOUBLE, "Drop pixels whose MoE gate entropy exceeds this [nats] (inf = off)",
                                          read_only=False, min_value=0.0),
+    "filter.min_expert_spread": ParamSpec(0.05, _T.PARAMETER_DOUBLE, "The gate-entropy test drops a pixel only where the experts' "
+                                          "depths differ by more than this (max / min - 1)", read_only=False, min_value=0.0),
     "filter.max_edge_jump": ParamSpec(0.05, _T.PARAMETER_DOUBLE, "Drop pixels whose depth jumps more than this to a neighbour "
                                       "(relative; inf = off)", read_only=False, min_value=0.0),
     "filter.min_depth": ParamSpec(0.0, _T.PARAMETER_DOUBLE, "Drop depth below this (published units)", read_only=False, min_value=0.0),
@@ -208,6 +210,7 @@ def filter_from(values: dict[str, Any]) -> FilterConfig:
     return FilterConfig(
         min_confidence=values["filter.min_confidence"],
         max_gate_entropy=values["filter.max_gate_entropy"],
+        min_expert_spread=values["filter.min_expert_spread"],
         max_edge_jump=values["filter.max_edge_jump"],
         min_depth=values["filter.min_depth"],
         max_depth=values["filter.max_depth"],
