@@ -6,6 +6,7 @@ entry point.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import time
@@ -13,11 +14,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import torch
 
+from moe3d_ros.checkpoint import save_model
+from moe3d_ros.model import VGGT, MoEConfig, preset
 from moe3d_ros.paths import executable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DDS_PROFILE = PROJECT_ROOT / "config" / "fastdds_shm.xml"
+NUM_EXPERTS = 4
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed (ROS 2 or the ros-jazzy-rclpy wheel)")
 import rclpy.context  # noqa: E402
@@ -123,3 +128,12 @@ def ros_test_node(domain_id: int, name: str):
     yield node
     node.destroy_node()
     rclpy.shutdown(context=context)
+
+
+def make_small_model(folder: Path) -> Path:
+    """A tiny VGGT with an MoE head at 224 px, random weights, gate made non-uniform."""
+    torch.manual_seed(0)
+    config = dataclasses.replace(preset("tiny").with_moe(MoEConfig(num_experts=NUM_EXPERTS)), img_size=224)
+    model = VGGT(config)
+    torch.nn.init.normal_(model.depth_head.gate.conv2.weight, std=0.5)
+    return save_model(model, folder, metadata={"description": "tiny random test model"})

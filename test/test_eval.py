@@ -14,7 +14,7 @@ import torch
 
 from moe3d_ros.checkpoint import save_model
 from moe3d_ros.cli.eval import main as eval_main
-from moe3d_ros.data.synthetic import SyntheticConfig, default_intrinsics, generate_scene
+from moe3d_ros.data.synthetic import SyntheticConfig, generate_scene
 from moe3d_ros.model import VGGT, MoEConfig, preset
 
 

@@ -35,7 +35,7 @@ TOPIC = "/launch_cam/image_raw"
 
 @pytest.mark.launch_test
 def generate_test_description():
-    from test_node_e2e import make_small_model
+    from ros_harness import make_small_model
 
     model = make_small_model(Path(tempfile.mkdtemp()) / "tiny")
     launch_file = PathJoinSubstitution([FindPackageShare("moe3d_ros"), "launch", "moe3d.launch.py"])

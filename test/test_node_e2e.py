@@ -8,7 +8,6 @@ cameras of different sizes, with the node serving throughout.
 from __future__ import annotations
 
 import array
-import dataclasses
 import math
 import os
 import time
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from ros_harness import NodeProcess, rclpy, ros_test_node, spin_once, spin_until
+from ros_harness import NUM_EXPERTS, NodeProcess, make_small_model, ros_test_node, spin_once, spin_until
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
@@ -26,9 +25,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from moe3d_ros.checkpoint import save_model  # noqa: E402
 from moe3d_ros.geometry import quaternion_to_matrix, unproject_depth  # noqa: E402
-from moe3d_ros.model import VGGT, MoEConfig, preset  # noqa: E402
 from moe3d_ros.ros.conversions import camera_info_msg, cloud_records, rgb_to_image_msg  # noqa: E402
 
 DOMAIN_ID = 60 + os.getpid() % 40
@@ -36,16 +33,6 @@ MIN_CONFIDENCE = 1.9
 SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 OUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 SOURCE_K = np.array([[150.0, 0, 79.5], [0, 150.0, 59.5], [0, 0, 1]])
-NUM_EXPERTS = 4
-
-
-def make_small_model(folder):
-    """A tiny VGGT with an MoE head at 224 px, random weights, gate made non-uniform."""
-    torch.manual_seed(0)
-    config = dataclasses.replace(preset("tiny").with_moe(MoEConfig(num_experts=NUM_EXPERTS)), img_size=224)
-    model = VGGT(config)
-    torch.nn.init.normal_(model.depth_head.gate.conv2.weight, std=0.5)
-    return save_model(model, folder, metadata={"description": "tiny random test model"})
 
 
 @pytest.fixture(scope="module")

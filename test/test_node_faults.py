@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from ros_harness import NodeProcess, rclpy, ros_test_node, spin_once, spin_until
+from ros_harness import NodeProcess, make_small_model, ros_test_node, spin_once, spin_until
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
@@ -16,7 +16,6 @@ from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from moe3d_ros.ros.conversions import rgb_to_image_msg  # noqa: E402
-from test_node_e2e import make_small_model  # noqa: E402
 
 DOMAIN_ID = 110 + os.getpid() % 40
 SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)

@@ -13,7 +13,6 @@ from moe3d_ros.data.synthetic import (
     Box,
     Cylinder,
     Room,
-    Scene,
     Sphere,
     SyntheticConfig,
     default_intrinsics,
