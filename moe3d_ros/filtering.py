@@ -22,7 +22,7 @@ import numpy as np
 @dataclass(frozen=True)
 class FilterConfig:
     min_confidence: float = 1.5  # 1 + exp(c): 1.5 drops the least confident pixels only
-    max_gate_entropy: float = 0.5  # nats; log(4) = 1.39 is a uniform 4-expert gate
+    max_gate_entropy: float = math.inf  # nats (off); 0.5 for a gate that decides; log(4) = 1.39 is a uniform 4-expert gate
     min_expert_spread: float = 0.05  # max / min expert depth - 1 above which experts disagree
     max_edge_jump: float = 0.05  # |d_a - d_b| / min(d_a, d_b) between 4-neighbours
     min_depth: float = 0.0

@@ -69,13 +69,14 @@ def camera_product(
     entropy = pred.gate_entropy[frame][box] if pred.gate_entropy is not None else None
     spread = pred.expert_spread[frame][box] if pred.expert_spread is not None else None
     result = boundary_clean_mask(depth, confidence, cfg, entropy, spread)
+    keep = result.mask & np.isfinite(depth)
     return CameraProduct(
         frame=frame,
-        depth=np.where(result.mask, depth, np.float32(np.nan)).astype(np.float32),
+        depth=np.where(keep, depth, np.float32(np.nan)).astype(np.float32),
         confidence=np.ascontiguousarray(confidence, dtype=np.float32),
         colors=np.ascontiguousarray(pred.images[frame][box]),
         intrinsics=intrinsics,
-        mask=result.mask,
+        mask=keep,
         winner=np.ascontiguousarray(pred.winner[frame][box]) if pred.winner is not None else None,
         filter_counts=result.counts,
     )
@@ -120,6 +121,7 @@ def _pack_points(out: np.ndarray, product: CameraProduct, extrinsic: np.ndarray,
     winner = product.winner[::step, ::step] if product.winner is not None else np.zeros(depth.shape, np.uint8)
     columns = [*xyz, rgb, product.confidence[::step, ::step].astype(np.float32), winner.astype(np.uint32).view(np.float32)]
     np.stack(columns, axis=-1, out=out)
+    out[~np.isfinite(out[..., :3]).all(axis=-1), :3] = np.nan  # a point is finite or NaN, never inf
 
 
 def fused_cloud(pred: Predictions, products: list[CameraProduct], organized: bool, decimation: int = 1) -> np.ndarray:
@@ -143,7 +145,7 @@ def fused_cloud(pred: Predictions, products: list[CameraProduct], organized: boo
     for product, shape in zip(products, shapes):
         block = np.empty((*shape, 6), dtype=np.float32)
         _pack_points(block, product, extrinsics[product.frame], decimation)
-        parts.append(block[np.isfinite(block[..., 2])])  # [n, 6]: the kept points' records
+        parts.append(block[np.isfinite(block[..., 2])])  # [n, 6]: the kept points' records (_pack_points: z NaN = point NaN)
     return np.concatenate(parts).view(CLOUD_DTYPE)[:, 0]
 
 

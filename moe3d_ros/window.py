@@ -113,6 +113,13 @@ class FrameWindow:
             self._cond.notify_all()
             return "accepted"
 
+    def reset_camera(self, camera: int) -> None:
+        """Forget a camera's frames (its clock was reset: old and new stamps do not compare)."""
+        with self._cond:
+            self._newest[camera] = None
+            self._newest_used[camera] = False
+            self._keyframes[camera].clear()
+
     def take(self, timeout: float | None = None) -> WindowSnapshot | None:
         """Wait for a frame not yet used by a window; None on timeout, close, or all cameras stale."""
         with self._cond:

@@ -15,7 +15,10 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
+from ..intake import ImageLimits, Rejected, check_intrinsics, check_raw_image, compressed_size, shorten
 from ..postprocess import CLOUD_DTYPE
+
+DEFAULT_LIMITS = ImageLimits()
 
 # encoding -> (channels, dtype); the colour order is handled in image_to_rgb
 ENCODINGS = {
@@ -28,8 +31,11 @@ ENCODINGS = {
 }
 
 
-class ConversionError(ValueError):
+class ConversionError(Rejected):
     """A message that cannot be turned into an image; the text says what is wrong with it."""
+
+    def __init__(self, message: str, reason: str = "data_length") -> None:
+        super().__init__(reason, message)
 
 
 def _bytes(data: np.ndarray) -> array.array:
@@ -38,20 +44,30 @@ def _bytes(data: np.ndarray) -> array.array:
     return out
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """Image in a supported encoding -> HxWx3 uint8 RGB (mono16 keeps its top 8 bits)."""
+def check_image(msg: Image, limits: ImageLimits = DEFAULT_LIMITS) -> None:
+    """O(1) checks of an Image before anything is allocated for it: encoding, declared size
+    within limits, row step and data length."""
     if msg.encoding not in ENCODINGS:
-        raise ConversionError(f"unsupported encoding {msg.encoding!r} (supported: {', '.join(ENCODINGS)})")
+        raise ConversionError(f"unsupported encoding {shorten(msg.encoding)!r} (supported: {', '.join(ENCODINGS)})", "encoding")
+    channels, dtype = ENCODINGS[msg.encoding]
+    check_raw_image(msg.encoding, msg.width, msg.height, msg.step, len(msg.data), channels, np.dtype(dtype).itemsize, limits)
+
+
+def check_compressed(msg: CompressedImage, limits: ImageLimits = DEFAULT_LIMITS) -> tuple[int, int]:
+    """(width, height) of a CompressedImage from its PNG/JPEG headers, checked against the limits
+    and for truncation and chunk CRCs, before any pixel is decoded."""
+    width, height = compressed_size(memoryview(msg.data).tobytes())
+    limits.check(width, height)
+    return width, height
+
+
+def image_to_rgb(msg: Image, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """Image in a supported encoding -> HxWx3 uint8 RGB (mono16 keeps its top 8 bits)."""
+    check_image(msg, limits)
     channels, dtype = ENCODINGS[msg.encoding]
     height, width, step = msg.height, msg.width, msg.step
-    if height == 0 or width == 0:
-        raise ConversionError(f"zero-sized image ({width}x{height})")
     itemsize = np.dtype(dtype).itemsize
     row_bytes = width * channels * itemsize
-    if step < row_bytes:
-        raise ConversionError(f"step {step} is smaller than width x bytes per pixel ({row_bytes})")
-    if len(msg.data) != step * height:
-        raise ConversionError(f"data has {len(msg.data)} bytes, expected step x height = {step} x {height} = {step * height}")
     raw = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)[:, :row_bytes]
     if itemsize == 2:
         grey = raw.view(np.dtype(np.uint16).newbyteorder(">" if msg.is_bigendian else "<"))
@@ -64,14 +80,14 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     return pixels.copy()
 
 
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """JPEG/PNG bytes -> HxWx3 uint8 RGB."""
-    if len(msg.data) == 0:
-        raise ConversionError("compressed image has no data")
-    buffer = np.frombuffer(msg.data, dtype=np.uint8)
-    decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+def compressed_to_rgb(msg: CompressedImage, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """JPEG/PNG bytes -> HxWx3 uint8 RGB; headers are checked (check_compressed) before decoding."""
+    width, height = check_compressed(msg, limits)
+    decoded = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if decoded is None:
-        raise ConversionError(f"could not decode {len(msg.data)} bytes of compressed image (format {msg.format!r})")
+        raise ConversionError(f"could not decode {len(msg.data)} bytes of compressed image (format {shorten(msg.format)!r})", "corrupt")
+    if decoded.shape[:2] != (height, width):
+        raise ConversionError(f"decoded {decoded.shape[1]}x{decoded.shape[0]} but the header says {width}x{height}", "corrupt")
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
@@ -121,10 +137,9 @@ def camera_info_msg(intrinsics: np.ndarray, width: int, height: int, header: Hea
 
 
 def camera_info_intrinsics(msg: CameraInfo) -> np.ndarray:
-    """3x3 K of a CameraInfo; raises ConversionError when it is unset."""
+    """3x3 K of a CameraInfo; raises Rejected when it is unset or would not unproject to finite points."""
     k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    if k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise ConversionError("CameraInfo has no focal length (K is unset)")
+    check_intrinsics(k, msg.width, msg.height)
     return k
 
 

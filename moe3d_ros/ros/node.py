@@ -1,17 +1,18 @@
 """moe3d_node: camera windows in; depth, confidence, gating maps, poses and clouds out.
 
-Subscription callbacks only check a message's shape (O(1)) and hand a reference to the
-FrameWindow. A worker thread takes window snapshots, decodes, runs the engine and the
-boundary-clean filter, and publishes; it does nothing while no output has a subscriber.
-Every output carries the stamp and frame_id of the image it was computed from.
+Subscription callbacks check a message (stamp, frame_id, encoding, declared size, compressed
+headers: all before anything is allocated for it) and hand a reference to the FrameWindow. A
+worker thread takes window snapshots, decodes, runs the engine and the boundary-clean filter,
+and publishes; it does nothing while no output has a subscriber. Every output carries the stamp
+and frame_id of the image it was computed from, and a camera's outputs go out once per stamp.
 """
 from __future__ import annotations
 
-import math
+import difflib
 import os
+import re
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,30 +20,40 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose, PoseArray
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from ..checkpoint import load_for_inference
 from ..engine import EngineConfig, InferenceEngine
+from ..health import ERROR, OK, WARN, CameraHealth
+from ..intake import Rejected, check_frame_id, shorten
 from ..postprocess import camera_poses, camera_product, fused_cloud, gating_colors
+from ..stamps import NS, StampedHistory, StampGuard, stamp_to_ns
+from ..stderr_capture import capture_stderr, emit
 from ..window import FrameWindow, StampedFrame, WindowSnapshot
 from . import settings as params
 from .conversions import (
-    ENCODINGS,
-    ConversionError,
     camera_info_intrinsics,
     camera_info_msg,
+    check_compressed,
+    check_image,
     cloud_msg,
     compressed_to_rgb,
     depth_msg,
     image_msg,
     image_to_rgb,
 )
+from .input_qos import InputSubscription
 from .runtime import run_node
 
 THROTTLE_S = 5.0
+ENGINE_ERROR_HOLD_S = 10.0  # the engine status stays ERROR this long after a failed window
+QOS_CHECK_PERIOD_S = 1.0
+CAMERA_INFO_HISTORY = 64
+DECODER_LINE = re.compile(r"libpng|libjpeg|JPEG|PNG|imgcodecs|IDAT|IHDR|zlib", re.IGNORECASE)
 FAULT_ENV = "MOE3D_FAULT_INJECTION"  # test facility: "engine_oom:N" raises an OOM on the N-th engine call
+LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
 
 
 class RateLimiter:
@@ -52,26 +63,21 @@ class RateLimiter:
     def __init__(self, period: float) -> None:
         self.period = period
         self.last: dict[str, float] = {}
+        self.suppressed: dict[str, int] = {}
         self.lock = threading.Lock()
 
     def allow(self, key: str) -> bool:
         now = time.monotonic()
         with self.lock:
-            if now - self.last.get(key, -math.inf) < self.period:
+            if now - self.last.get(key, -np.inf) < self.period:
+                self.suppressed[key] = self.suppressed.get(key, 0) + 1
                 return False
             self.last[key] = now
             return True
 
-
-def check_image(msg: Image) -> None:
-    """O(1) shape checks in the callback, so malformed images never displace good frames."""
-    if msg.encoding not in ENCODINGS:
-        raise ConversionError(f"unsupported encoding {msg.encoding!r} (supported: {', '.join(ENCODINGS)})")
-    if msg.width == 0 or msg.height == 0:
-        raise ConversionError(f"zero-sized image ({msg.width}x{msg.height})")
-    channels, dtype = ENCODINGS[msg.encoding]
-    if msg.step < msg.width * channels * np.dtype(dtype).itemsize or len(msg.data) != msg.step * msg.height:
-        raise ConversionError(f"data has {len(msg.data)} bytes, expected step x height = {msg.step} x {msg.height}")
+    def take_suppressed(self, key: str) -> int:
+        with self.lock:
+            return self.suppressed.pop(key, 0)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -84,12 +90,12 @@ def is_out_of_memory(exc: BaseException) -> bool:
 class CameraState:
     name: str
     image_topic: str
-    frame_id: str = ""
-    intrinsics: np.ndarray | None = None  # from CameraInfo, at the source image's resolution
-    info_hw: tuple[int, int] | None = None
-    bad_messages: int = 0
-    last_error: str = ""
-    arrivals: deque = field(default_factory=lambda: deque(maxlen=200))  # receive times for the input rate
+    health: CameraHealth
+    stamps: StampGuard
+    infos: StampedHistory  # stamp -> (K at the source image's resolution, (height, width))
+    image_hw: tuple[int, int] | None = None  # of the last accepted image
+    last_published_ns: int = 0
+    info_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Publishers:
@@ -123,31 +129,42 @@ class Publishers:
 class Moe3dNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("moe3d_node", namespace="moe3d", **kwargs)
-        params.declare(self)
-        self.settings = params.read(self)  # raises ValueError naming the bad parameter
+        params.declare(self)  # raises ValueError naming the bad parameter and the fix
+        self.settings = params.read(self)
         s = self.settings
+        self._warn_unknown_parameters()
         self.rate_limit = RateLimiter(THROTTLE_S)
         self.engine, description = self._load_engine()
         self.model_description = description
-        self.cameras = [CameraState(name, topic) for name, topic in zip(s.camera_names, s.image_topics)]
+        self.cameras = [
+            CameraState(name, topic, CameraHealth(s.stale_timeout), StampGuard(s.max_stamp_jump),
+                        StampedHistory(CAMERA_INFO_HISTORY, int(s.camera_info_tolerance * NS)))
+            for name, topic in zip(s.camera_names, s.image_topics)
+        ]
         self.window = FrameWindow(len(self.cameras), s.window_size, s.keyframe_spacing, s.stale_timeout, s.reference_camera)
         reliability = ReliabilityPolicy.RELIABLE if s.output_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
         out_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
         self.has_moe = self.engine.model.config.depth_head == "moe"
         self.pubs = Publishers(self, s.camera_names, out_qos, gating=self.has_moe)
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        in_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=qos_profile_sensor_data.reliability)
+        self.inputs: list[InputSubscription] = []
+        log = self.get_logger().info
         for index, camera in enumerate(self.cameras):
             msg_type = CompressedImage if s.compressed[index] else Image
-            self.create_subscription(msg_type, camera.image_topic, lambda m, i=index: self._on_image(i, m), in_qos)
+            self.inputs.append(InputSubscription(self, msg_type, camera.image_topic, lambda m, i=index: self._on_image(i, m),
+                                                 s.input_qos, log))
             if s.camera_info_topics[index]:
-                self.create_subscription(CameraInfo, s.camera_info_topics[index], lambda m, i=index: self._on_info(i, m), in_qos)
+                self.inputs.append(InputSubscription(self, CameraInfo, s.camera_info_topics[index],
+                                                     lambda m, i=index: self._on_info(i, m), s.input_qos, log))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.stats = {"windows": 0, "idle_skips": 0, "errors": 0, "oom": 0, "inference_s": 0.0, "latency_s": 0.0,
-                      "host_s": 0.0, "last_sizes": ()}
+                      "host_s": 0.0, "window_s": 0.0, "last_sizes": (), "decoder_messages": 0, "invalid_outputs": 0}
         self.last_engine_error = ""
+        self.last_engine_error_time = -np.inf
         self._fault = os.environ.get(FAULT_ENV, "")
         self.create_timer(s.diagnostics_period, self._publish_diagnostics)
+        self.create_timer(QOS_CHECK_PERIOD_S, self._update_input_qos)
+        self._publish_lock = threading.Lock()
         self._running = True
         self._worker = threading.Thread(target=self._work, name="moe3d_worker", daemon=True)
         self._worker.start()
@@ -158,6 +175,12 @@ class Moe3dNode(Node):
         )
 
     # -- start-up ------------------------------------------------------------------------------
+    def _warn_unknown_parameters(self) -> None:
+        for name in params.unknown_parameters(self):
+            close = difflib.get_close_matches(name, params.SPECS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            self.get_logger().warning(f"unknown parameter {shorten(name)!r} ignored{hint}; `ros2 param list` shows the node's parameters")
+
     def _load_engine(self) -> tuple[InferenceEngine, str]:
         s = self.settings
         model, description = load_for_inference(s.checkpoint, s.preset, s.moe_head, self.get_logger().warning)
@@ -174,82 +197,144 @@ class Moe3dNode(Node):
                 self.engine.model.depth_head.fusion = self.settings.fusion
         return result
 
+    def _update_input_qos(self) -> None:
+        for subscription in self.inputs:
+            subscription.update()
+
     # -- callbacks: cheap ----------------------------------------------------------------------
     def _on_image(self, index: int, msg) -> None:
         camera = self.cameras[index]
+        now = time.monotonic()
         try:
+            stamp = stamp_to_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)
+            check_frame_id(msg.header.frame_id)
             if isinstance(msg, Image):
                 check_image(msg)
-            elif len(msg.data) == 0:
-                raise ConversionError("compressed image has no data")
-        except ConversionError as exc:
-            self._bad_input(camera, str(exc))
+                size = (msg.height, msg.width)
+            else:
+                width, height = check_compressed(msg)
+                size = (height, width)
+            verdict = camera.stamps.check(stamp, self.get_clock().now().nanoseconds)
+        except Rejected as exc:
+            self._reject(camera, exc.reason, str(exc), now)
             return
-        camera.arrivals.append(time.monotonic())
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        verdict = self.window.add(StampedFrame(index, stamp, msg))
-        if verdict != "accepted" and self.rate_limit.allow(f"{camera.name}:{verdict}"):
-            self.get_logger().warning(f"{camera.name}: {verdict.replace('_', '-')} stamp {stamp} dropped")
+        if verdict == "resync":
+            self.window.reset_camera(index)
+            self.get_logger().warning(f"{camera.name}: the camera's clock jumped; re-synchronised at stamp {stamp / NS:.3f} s")
+        camera.image_hw = size
+        result = self.window.add(StampedFrame(index, stamp, msg))
+        if result == "accepted":
+            camera.health.accept(now)
+        else:
+            self._reject(camera, result, f"stamp {stamp / NS:.3f} s is not newer than the camera's newest frame", now)
 
     def _on_info(self, index: int, msg: CameraInfo) -> None:
         camera = self.cameras[index]
         try:
-            camera.intrinsics = camera_info_intrinsics(msg)
-            camera.info_hw = (msg.height, msg.width)
-        except ConversionError as exc:
-            self._bad_input(camera, f"camera_info: {exc}")
+            stamp = stamp_to_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)
+            k = camera_info_intrinsics(msg)
+            if camera.image_hw is not None and camera.image_hw != (msg.height, msg.width):
+                raise Rejected("camera_info", f"CameraInfo is {msg.width}x{msg.height} but the images are "
+                                              f"{camera.image_hw[1]}x{camera.image_hw[0]}")
+        except Rejected as exc:
+            reason = exc.reason if exc.reason.startswith("camera_info") else "camera_info"
+            self._reject(camera, reason, f"camera_info: {exc}", time.monotonic())
+            return
+        with camera.info_lock:
+            camera.infos.add(stamp, (k, (msg.height, msg.width)))
 
-    def _bad_input(self, camera: CameraState, reason: str) -> None:
-        camera.bad_messages += 1
-        camera.last_error = reason
-        if self.rate_limit.allow(f"{camera.name}:{reason.split(' ')[0]}"):
-            self.get_logger().warning(f"{camera.name}: dropped message: {reason}")
+    def _reject(self, camera: CameraState, reason: str, message: str, now: float) -> None:
+        camera.health.reject(reason, message, now)
+        key = f"{camera.name}:{reason}"
+        if self.rate_limit.allow(key):
+            suppressed = self.rate_limit.take_suppressed(key)
+            more = f" ({suppressed} more since the last report)" if suppressed else ""
+            self.get_logger().warning(f"{camera.name}: rejected message ({reason}): {shorten(message, 200)}{more}")
 
     # -- worker --------------------------------------------------------------------------------
     def _work(self) -> None:
         while self._running:
             snapshot = self.window.take(timeout=0.2)
-            if snapshot is None:
+            if snapshot is None or not self._running:
                 continue
             if not self.pubs.wanted():
                 self.stats["idle_skips"] += 1
+                for frame in snapshot.newest:
+                    self.cameras[frame.camera].health.served()
                 continue
             try:
                 self._process(snapshot)
             except Exception as exc:  # the node keeps serving: log, count, drop this window
-                self.stats["errors"] += 1
-                if is_out_of_memory(exc):
-                    self.stats["oom"] += 1
-                    self.last_engine_error = f"out of memory: {str(exc).splitlines()[0][:200]}"
-                    if self.engine.device.type == "cuda":
-                        torch.cuda.empty_cache()
-                else:
-                    self.last_engine_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-                if self.rate_limit.allow(f"engine:{type(exc).__name__}"):
-                    self.get_logger().error(f"window dropped: {self.last_engine_error}")
+                self._engine_error(exc)
+
+    def _engine_error(self, exc: Exception) -> None:
+        self.stats["errors"] += 1
+        text = str(exc).splitlines()[0][:200] if str(exc) else ""
+        if is_out_of_memory(exc):
+            self.stats["oom"] += 1
+            self.last_engine_error = f"out of memory: {text}"
+            if self.engine.device.type == "cuda":
+                torch.cuda.empty_cache()
+        else:
+            self.last_engine_error = f"{type(exc).__name__}: {text}"
+        self.last_engine_error_time = time.monotonic()
+        if self._running and self.rate_limit.allow(f"engine:{type(exc).__name__}"):
+            self.get_logger().error(f"window dropped: {self.last_engine_error}")
 
     def _decode(self, snapshot: WindowSnapshot) -> tuple[list[StampedFrame], list[np.ndarray]]:
         frames, images = [], []
         for frame in snapshot.frames:
             camera = self.cameras[frame.camera]
+            msg = frame.payload
             try:
-                msg = frame.payload
-                rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
-            except ConversionError as exc:
-                self._bad_input(camera, str(exc))
+                if isinstance(msg, CompressedImage):
+                    with capture_stderr() as printed:
+                        rgb = compressed_to_rgb(msg)
+                    self._pass_on(printed)
+                else:
+                    rgb = image_to_rgb(msg)
+            except Rejected as exc:
+                self._pass_on(printed if isinstance(msg, CompressedImage) else [])
+                self._reject(camera, exc.reason, str(exc), time.monotonic())
                 continue
-            camera.frame_id = frame.payload.header.frame_id
             frames.append(frame)
             images.append(rgb)
         return frames, images
+
+    def _pass_on(self, lines: list[str]) -> None:
+        """Decoder messages become one rate-limited warning; other threads' lines go back to stderr."""
+        for line in lines:
+            if DECODER_LINE.search(line) and "moe3d" not in line:
+                self.stats["decoder_messages"] += 1
+                if self.rate_limit.allow("decoder"):
+                    suppressed = self.rate_limit.take_suppressed("decoder")
+                    more = f" ({suppressed} more since the last report)" if suppressed else ""
+                    self.get_logger().warning(f"image decoder: {shorten(line, 200)}{more}")
+            else:
+                emit(line)
 
     def _maybe_inject_fault(self) -> None:
         kind, _, count = self._fault.partition(":")
         if kind == "engine_oom" and count.isdigit() and self.stats["windows"] + self.stats["errors"] + 1 == int(count):
             raise torch.OutOfMemoryError(f"injected by {FAULT_ENV} for testing")
 
+    def _intrinsics_for(self, camera: CameraState, frame: StampedFrame, size: tuple[int, int]) -> np.ndarray | None:
+        """K of the CameraInfo with the frame's stamp (or the newest older one within the
+        tolerance) when it fits the image; else None: the model's prediction is used."""
+        with camera.info_lock:
+            info = camera.infos.at(frame.stamp_ns)
+        if info is None:
+            return None
+        k, info_size = info
+        if info_size != size:
+            if self.rate_limit.allow(f"{camera.name}:info_size"):
+                self.get_logger().warning(f"{camera.name}: CameraInfo is {info_size[1]}x{info_size[0]} but the image is "
+                                          f"{size[1]}x{size[0]}: using predicted intrinsics")
+            return None
+        return k
+
     def _process(self, snapshot: WindowSnapshot) -> None:
-        host_start = time.perf_counter()
+        window_start = host_start = time.perf_counter()
         frames, images = self._decode(snapshot)
         if not frames:
             return
@@ -268,22 +353,50 @@ class Moe3dNode(Node):
         products = []
         for camera_index, frame_index in newest.items():
             camera = self.cameras[camera_index]
-            k = camera.intrinsics if camera.info_hw == images[frame_index].shape[:2] else None
+            frame = frames[frame_index]
+            k = self._intrinsics_for(camera, frame, images[frame_index].shape[:2])
             product = camera_product(pred, frame_index, s.filter, s.scale, k)
+            if not np.isfinite(product.intrinsics).all():
+                raise ValueError(f"{camera.name}: the model predicted non-finite intrinsics; nothing published")
             products.append(product)
-            header = frames[frame_index].payload.header
-            self._publish_camera(camera_index, product, header)
+            if frame.stamp_ns != camera.last_published_ns:  # once per input stamp
+                self._publish_camera(camera_index, product, frame.payload.header)
+                camera.last_published_ns = frame.stamp_ns
+            camera.health.served()
         reference = frames[0].payload.header
-        if self.pubs.points.get_subscription_count() > 0:
-            organized = s.organized and len({p.depth.shape for p in products}) == 1
-            self.pubs.points.publish(cloud_msg(fused_cloud(pred, products, organized, s.decimation), reference))
-        if self.pubs.poses.get_subscription_count() > 0:
-            self.pubs.poses.publish(self._poses_msg(pred, reference))
+        if self.pubs.points.get_subscription_count() > 0 or self.pubs.poses.get_subscription_count() > 0:
+            self._publish_shared(pred, products, reference)
         self.stats["windows"] += 1
         self.stats["inference_s"] = sum(pred.timings.values())
         self.stats["host_s"] = decode_s + pred.timings.get("preprocess", 0.0) + time.perf_counter() - post_start
+        self.stats["window_s"] = time.perf_counter() - window_start
         now_ns = self.get_clock().now().nanoseconds
         self.stats["latency_s"] = (now_ns - frames[0].stamp_ns) / 1e9
+
+    def _publish_shared(self, pred, products, reference: Header) -> None:
+        """The cloud and the poses, only from finite poses (no output carries inf or NaN poses)."""
+        positions, quaternions = camera_poses(pred)
+        if not (np.isfinite(positions).all() and np.isfinite(quaternions).all()):
+            self.stats["invalid_outputs"] += 1
+            raise ValueError("the model predicted non-finite camera poses; no cloud or poses published")
+        s = self.settings
+        if self.pubs.points.get_subscription_count() > 0:
+            organized = s.organized and len({p.depth.shape for p in products}) == 1
+            self._publish(self.pubs.points, cloud_msg(fused_cloud(pred, products, organized, s.decimation), reference))
+        if self.pubs.poses.get_subscription_count() > 0:
+            msg = PoseArray(header=reference)
+            for p, q in zip(positions, quaternions):
+                pose = Pose()
+                pose.position.x, pose.position.y, pose.position.z = (float(v) for v in p)
+                pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in q)
+                msg.poses.append(pose)
+            self._publish(self.pubs.poses, msg)
+
+    def _publish(self, publisher, msg) -> None:
+        """Publish unless shutdown has begun (the context may already be gone)."""
+        with self._publish_lock:
+            if self._running:
+                publisher.publish(msg)
 
     def _publish_camera(self, index: int, product, header: Header) -> None:
         """Each message is built only when its topic has a subscriber; depth and its
@@ -292,24 +405,14 @@ class Moe3dNode(Node):
         height, width = product.depth.shape
         wanted = {name: pub.get_subscription_count() > 0 for name, pub in pubs.items()}
         if wanted["depth"] or wanted["info"]:
-            pubs["depth"].publish(depth_msg(product.depth, header))
-            pubs["info"].publish(camera_info_msg(product.intrinsics, width, height, header))
+            self._publish(pubs["depth"], depth_msg(product.depth, header))
+            self._publish(pubs["info"], camera_info_msg(product.intrinsics, width, height, header))
         if wanted["confidence"]:
-            pubs["confidence"].publish(image_msg(product.confidence, "32FC1", header))
+            self._publish(pubs["confidence"], image_msg(product.confidence, "32FC1", header))
         if product.winner is not None and wanted.get("gating"):
-            pubs["gating"].publish(image_msg(product.winner, "mono8", header))
+            self._publish(pubs["gating"], image_msg(product.winner, "mono8", header))
         if product.winner is not None and wanted.get("gating_color"):
-            pubs["gating_color"].publish(image_msg(gating_colors(product.winner), "rgb8", header))
-
-    def _poses_msg(self, pred, header: Header) -> PoseArray:
-        positions, quaternions = camera_poses(pred)
-        msg = PoseArray(header=header)
-        for p, q in zip(positions, quaternions):
-            pose = Pose()
-            pose.position.x, pose.position.y, pose.position.z = (float(v) for v in p)
-            pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in q)
-            msg.poses.append(pose)
-        return msg
+            self._publish(pubs["gating_color"], image_msg(gating_colors(product.winner), "rgb8", header))
 
     # -- diagnostics ---------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -317,30 +420,28 @@ class Moe3dNode(Node):
         counters = self.window.stats()
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
+        qos = {sub.topic: sub.describe() for sub in self.inputs}
         for camera, count in zip(self.cameras, counters):
-            recent = [t for t in camera.arrivals if now - t <= 5.0]
-            rate = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
-            silent = not camera.arrivals or now - camera.arrivals[-1] > self.settings.stale_timeout
-            level = DiagnosticStatus.WARN if silent or camera.last_error else DiagnosticStatus.OK
-            message = "silent" if silent else (camera.last_error or "ok")
+            report = camera.health.report(now, self.stats["window_s"])
             values = {
-                "topic": camera.image_topic, "input_rate_hz": f"{rate:.2f}", "received": count.received,
-                "dropped_out_of_order": count.out_of_order, "dropped_duplicate": count.duplicate,
+                "topic": camera.image_topic, "input_qos": qos.get(camera.image_topic, ""), **report.values,
                 "dropped_superseded": count.superseded, "stale_windows": count.stale_windows,
-                "dropped_bad_message": camera.bad_messages, "camera_info": "yes" if camera.intrinsics is not None else "no",
+                "stamp_resyncs": camera.stamps.resyncs, "camera_info": "yes" if len(camera.infos) else "no",
             }
-            msg.status.append(self._status(f"moe3d: camera {camera.name}", level, message, values))
+            msg.status.append(self._status(f"moe3d: camera {camera.name}", LEVELS[report.level], report.message, values))
         s = self.settings
-        level = DiagnosticStatus.ERROR if self.last_engine_error else DiagnosticStatus.OK
+        recent_error = now - self.last_engine_error_time <= ENGINE_ERROR_HOLD_S
+        level = DiagnosticStatus.ERROR if recent_error else DiagnosticStatus.OK
         scale = "relative (up to scale)" if s.scale_mode == "relative" else f"fixed {s.scale_factor} m/unit"
         values = {
             "model": self.model_description, "device": self.engine.description, "windows": self.stats["windows"],
             "idle_skips_no_subscriber": self.stats["idle_skips"], "errors": self.stats["errors"], "out_of_memory": self.stats["oom"],
+            "last_error": self.last_engine_error, "decoder_messages": self.stats["decoder_messages"],
             "inference_time_s": f"{self.stats['inference_s']:.4f}", "host_time_s": f"{self.stats['host_s']:.4f}",
             "stamp_to_publish_latency_s": f"{self.stats['latency_s']:.4f}", "scale": scale,
         }
-        msg.status.append(self._status("moe3d: engine", level, self.last_engine_error or "ok", values))
-        self.diagnostics.publish(msg)
+        msg.status.append(self._status("moe3d: engine", level, self.last_engine_error if recent_error else "ok", values))
+        self._publish(self.diagnostics, msg)
 
     def _status(self, name: str, level: bytes, message: str, values: dict) -> DiagnosticStatus:
         status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=self.get_fully_qualified_name())
@@ -348,9 +449,11 @@ class Moe3dNode(Node):
         return status
 
     def destroy_node(self) -> None:
-        self._running = False
+        """Stop the worker before the node (and the context) go away: nothing is published after."""
+        with self._publish_lock:
+            self._running = False
         self.window.close()
-        self._worker.join(timeout=5.0)
+        self._worker.join(timeout=10.0)
         super().destroy_node()
 
 

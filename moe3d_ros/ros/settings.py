@@ -6,10 +6,12 @@ cloud, fusion and scale parameters can change at run time and are validated on e
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException, ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -37,6 +39,18 @@ SPECS: dict[str, ParamSpec] = {
     "camera_names": ParamSpec([""], _T.PARAMETER_STRING_ARRAY,
                               "Output sub-namespace per camera; [''] (default) = derived from the image topic"),
     "compressed": ParamSpec(False, _T.PARAMETER_BOOL, "Read every image topic as sensor_msgs/CompressedImage"),
+    "input_qos": ParamSpec("auto", _T.PARAMETER_STRING,
+                           "Reliability of the image and CameraInfo subscriptions (depth 1): auto (reliable when every "
+                           "publisher of the topic is reliable, else best effort; re-decided as publishers come and go), "
+                           "sensor_data (best effort) or reliable; qos_overrides.<topic>.subscription.reliability wins",
+                           choices=("auto", "sensor_data", "reliable")),
+    "max_stamp_jump": ParamSpec(1.0, _T.PARAMETER_DOUBLE,
+                                "A frame whose stamp jumps more than this against the camera's recent stamps and their "
+                                "receive times is rejected; a clock reset is adopted after 0.5 s of consistent frames [s]",
+                                min_value=0.001),
+    "camera_info_tolerance": ParamSpec(1.0, _T.PARAMETER_DOUBLE,
+                                       "A frame uses the CameraInfo of its stamp, or the newest older one at most this "
+                                       "much older [s]", min_value=0.0),
     "reference_camera": ParamSpec(0, _T.PARAMETER_INTEGER, "Camera whose optical frame holds the cloud and poses", min_value=0),
     "window_size": ParamSpec(4, _T.PARAMETER_INTEGER, "Frames per model call: newest of every camera plus keyframes",
                              min_value=1, max_value=64),
@@ -54,7 +68,8 @@ SPECS: dict[str, ParamSpec] = {
                         choices=("winner", "mean")),
     "filter.min_confidence": ParamSpec(1.5, _T.PARAMETER_DOUBLE, "Drop pixels with model confidence below this (0 = off)",
                                        read_only=False, min_value=0.0),
-    "filter.max_gate_entropy": ParamSpec(0.5, _T.PARAMETER_DOUBLE, "Drop pixels whose MoE gate entropy exceeds this [nats] (inf = off)",
+    "filter.max_gate_entropy": ParamSpec(math.inf, _T.PARAMETER_DOUBLE, "Drop pixels whose MoE gate entropy exceeds this [nats] "
+                                         "(inf = off, the default; 0.5 for a trained head whose gate decides)",
                                          read_only=False, min_value=0.0),
     "filter.min_expert_spread": ParamSpec(0.05, _T.PARAMETER_DOUBLE, "The gate-entropy test drops a pixel only where the experts' "
                                           "depths differ by more than this (max / min - 1)", read_only=False, min_value=0.0),
@@ -82,6 +97,9 @@ class NodeSettings:
     camera_info_topics: list[str | None]
     camera_names: list[str]
     compressed: list[bool]
+    input_qos: str
+    max_stamp_jump: float
+    camera_info_tolerance: float
     reference_camera: int
     window_size: int
     keyframe_spacing: float
@@ -107,7 +125,19 @@ class NodeSettings:
         return self.scale_factor if self.scale_mode == "fixed" else 1.0
 
 
+_KIND_WORDS = {
+    _T.PARAMETER_BOOL: ("true or false", "true"),
+    _T.PARAMETER_INTEGER: ("an integer", "4"),
+    _T.PARAMETER_DOUBLE: ("a number", "1.0"),
+    _T.PARAMETER_STRING: ("a string", "value"),
+    _T.PARAMETER_STRING_ARRAY: ("a list of strings", "\"['/camera/image_raw']\""),
+}
+ALWAYS_ALLOWED = ("use_sim_time", "start_type_description_service")
+
+
 def declare(node: Node) -> None:
+    """Declare every parameter with its descriptor; a value of the wrong type or out of range
+    raises ValueError naming the parameter and the fix (one line, no traceback)."""
     for name, spec in SPECS.items():
         descriptor = ParameterDescriptor(name=name, type=spec.kind, description=spec.description, read_only=spec.read_only)
         if spec.choices:
@@ -116,7 +146,53 @@ def declare(node: Node) -> None:
             descriptor.integer_range = [IntegerRange(from_value=int(spec.min_value), to_value=int(spec.max_value or 2**31 - 1), step=1)]
         if spec.kind == _T.PARAMETER_DOUBLE and spec.min_value is not None:
             descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.min_value), to_value=float(spec.max_value or math.inf), step=0.0)]
-        node.declare_parameter(name, spec.default, descriptor)
+        given = _override(node, name)
+        try:
+            if spec.kind == _T.PARAMETER_DOUBLE and type(given) is int:  # `timeout: 2` in YAML means 2.0
+                node.declare_parameter(name, float(given), descriptor, ignore_override=True)
+            else:
+                node.declare_parameter(name, spec.default, descriptor)
+            value = node.get_parameter(name).value
+        except (InvalidParameterTypeException, InvalidParameterValueException, ParameterUninitializedException) as exc:
+            raise ValueError(_bad_value(name, spec, given)) from exc
+        if spec.kind == _T.PARAMETER_STRING_ARRAY and not value:
+            raise ValueError(_bad_value(name, spec, given))
+
+
+def _override(node: Node, name: str) -> Any:
+    """The value given for `name` on the command line or in a params file, or None."""
+    parameter = getattr(node, "_parameter_overrides", {}).get(name)
+    return None if parameter is None else parameter.value
+
+
+def _bad_value(name: str, spec: ParamSpec, value: Any) -> str:
+    words, example = _KIND_WORDS[spec.kind]
+    problem = check_value(name, value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
+    if problem is None or spec.kind == _T.PARAMETER_STRING_ARRAY:
+        problem = f"{name} must be {words}, got {value!r}" if value not in (None, []) else f"{name} must be {words}, got an empty value"
+        if spec.kind == _T.PARAMETER_STRING_ARRAY:
+            problem += " (a non-empty list)"
+    default = format_value(spec.default) if spec.default not in ("", [""]) else example
+    return f"{problem}: set e.g. {name}:={default} (`ros2 param describe` or the README explains it)"
+
+
+def format_value(value: Any) -> str:
+    """A value as one writes it after `-p name:=`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isinf(value):
+        return ".inf"
+    if isinstance(value, list):
+        return '"[' + ", ".join(f"'{v}'" for v in value) + ']"'
+    return str(value)
+
+
+def unknown_parameters(node: Node) -> list[str]:
+    """Names given on the command line or in a params file that this node does not have
+    (QoS overrides and rclpy's own parameters are known)."""
+    given = getattr(node, "_parameter_overrides", {})
+    return sorted(name for name in given if name not in SPECS and name not in ALWAYS_ALLOWED
+                  and not name.startswith("qos_overrides."))
 
 
 def topic_camera_name(topic: str, index: int) -> str:
@@ -137,6 +213,8 @@ def sibling_camera_info(topic: str) -> str:
 def check_value(name: str, value: Any) -> str | None:
     """Why `value` is not acceptable for parameter `name`, or None."""
     spec = SPECS[name]
+    if isinstance(value, float) and math.isnan(value):
+        return f"{name} must be a number, got nan"
     if spec.choices and value not in spec.choices:
         return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
     if spec.min_value is not None and isinstance(value, (int, float)) and value < spec.min_value:
@@ -152,7 +230,7 @@ def read(node: Node) -> NodeSettings:
     problems = [p for name, value in raw.items() if (p := check_value(name, value))]
     topics = [t for t in raw["image_topics"] if t]
     if not topics:
-        problems.append("image_topics is empty: give at least one image topic")
+        problems.append("image_topics is empty: set e.g. image_topics:=\"['/camera/image_raw']\" (one image topic per camera)")
     count = len(topics)
 
     def per_camera(name: str) -> list[str]:
@@ -168,6 +246,8 @@ def read(node: Node) -> NodeSettings:
     names = [v or topic_camera_name(t, i) for i, (v, t) in enumerate(zip(per_camera("camera_names"), topics))]
     if len(set(names)) != len(names):
         problems.append(f"camera_names must be unique, got {names}: set camera_names explicitly")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", raw["device"]):
+        problems.append(f"device must be auto, cpu, cuda or cuda:N, got {raw['device']!r}")
     if raw["reference_camera"] >= max(count, 1):
         problems.append(f"reference_camera {raw['reference_camera']} is out of range for {count} camera(s)")
     if raw["window_size"] < count:
@@ -184,6 +264,9 @@ def read(node: Node) -> NodeSettings:
         camera_info_topics=info,
         camera_names=names,
         compressed=[raw["compressed"] or t.endswith("/compressed") for t in topics],
+        input_qos=raw["input_qos"],
+        max_stamp_jump=raw["max_stamp_jump"],
+        camera_info_tolerance=raw["camera_info_tolerance"],
         reference_camera=raw["reference_camera"],
         window_size=raw["window_size"],
         keyframe_spacing=raw["keyframe_spacing"],

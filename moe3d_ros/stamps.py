@@ -1,0 +1,126 @@
+"""Camera stamps that can be trusted, and values looked up by stamp. No ROS here.
+
+A camera's stamps run at a steady offset from the time its frames are received (its latency, or
+its clock's offset when it is not synchronised with this host). `StampGuard` learns that offset
+from recent frames and rejects a frame whose offset jumps by more than `max_jump`: a single
+frame stamped in 2038 or in 1970 never becomes the camera's reference stamp. When the camera's
+clock really was reset, its frames keep arriving at one new offset; after `resync_after` seconds
+of that the guard adopts it and tells the caller to forget the camera's old frames.
+"""
+from __future__ import annotations
+
+import bisect
+import statistics
+from collections import deque
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from .intake import Rejected
+
+NS = 1_000_000_000
+T = TypeVar("T")
+
+
+def stamp_to_ns(sec: int, nanosec: int) -> int:
+    """A message stamp in nanoseconds; rejects what no clock produces."""
+    if not 0 <= nanosec < NS:
+        raise Rejected("stamp", f"stamp nanosec {nanosec} is outside [0, 1e9)")
+    if sec < 0 or (sec == 0 and nanosec == 0):
+        raise Rejected("stamp", f"stamp {sec}.{nanosec:09d} is unset or negative")
+    return sec * NS + nanosec
+
+
+@dataclass
+class _Candidate:
+    offset_ns: int
+    first_receive_ns: int
+    frames: int = 1
+
+
+class StampGuard:
+    """Per camera: accepts stamps that keep the camera's offset to the receive clock.
+
+    `check` returns "ok", or "resync" when the caller must drop the camera's earlier frames (its
+    clock was reset: the new stamps are not comparable with the old ones); it raises Rejected
+    for a stamp that jumps.
+    """
+
+    def __init__(self, max_jump_s: float, resync_after_s: float = 0.5, history: int = 9) -> None:
+        if max_jump_s <= 0 or resync_after_s < 0:
+            raise ValueError("max_jump_s must be > 0 and resync_after_s >= 0")
+        self.max_jump_ns = int(max_jump_s * NS)
+        self.resync_after_ns = int(resync_after_s * NS)
+        self._offsets: deque[int] = deque(maxlen=history)
+        self._last_stamp_ns: int | None = None
+        self._candidate: _Candidate | None = None
+        self.resyncs = 0
+
+    def check(self, stamp_ns: int, receive_ns: int) -> str:
+        offset = stamp_ns - receive_ns
+        if not self._offsets:
+            self._adopt(offset, stamp_ns)
+            return "ok"
+        reference = int(statistics.median(self._offsets))
+        if abs(offset - reference) <= self.max_jump_ns:
+            # The receive clock moved back with the stamps (a replayed bag looping, a simulator
+            # reset): the offset holds but the window would now call every frame out of order.
+            went_back = self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns - self.max_jump_ns
+            self._offsets.append(offset)
+            self._candidate = None
+            if went_back:
+                self._last_stamp_ns = stamp_ns
+                self.resyncs += 1
+                return "resync"
+            self._last_stamp_ns = max(self._last_stamp_ns or stamp_ns, stamp_ns)
+            return "ok"
+        candidate = self._candidate
+        if candidate is not None and abs(offset - candidate.offset_ns) <= self.max_jump_ns:
+            candidate.frames += 1
+            if candidate.frames >= 2 and receive_ns - candidate.first_receive_ns >= self.resync_after_ns:
+                self._offsets.clear()
+                self._adopt(offset, stamp_ns)
+                self.resyncs += 1
+                return "resync"
+        else:
+            self._candidate = _Candidate(offset, receive_ns)
+        raise Rejected("stamp_jump", f"stamp {stamp_ns / NS:.3f} s jumps {(offset - reference) / NS:+.3f} s from the "
+                                     f"camera's recent stamps relative to their receive time")
+
+    def _adopt(self, offset: int, stamp_ns: int) -> None:
+        self._offsets.append(offset)
+        self._last_stamp_ns = stamp_ns
+        self._candidate = None
+
+
+class StampedHistory(Generic[T]):
+    """The last `maxlen` values by stamp; `at(stamp)` is the value of that stamp or the newest
+    older one within `tolerance_ns` (CameraInfo for an image, a depth for a window frame)."""
+
+    def __init__(self, maxlen: int, tolerance_ns: int) -> None:
+        self.maxlen = maxlen
+        self.tolerance_ns = tolerance_ns
+        self._stamps: list[int] = []
+        self._values: list[T] = []
+
+    def add(self, stamp_ns: int, value: T) -> None:
+        index = bisect.bisect_left(self._stamps, stamp_ns)
+        if index < len(self._stamps) and self._stamps[index] == stamp_ns:
+            self._values[index] = value
+            return
+        self._stamps.insert(index, stamp_ns)
+        self._values.insert(index, value)
+        if len(self._stamps) > self.maxlen:
+            del self._stamps[0], self._values[0]
+
+    def at(self, stamp_ns: int) -> T | None:
+        index = bisect.bisect_right(self._stamps, stamp_ns) - 1
+        if index < 0 or stamp_ns - self._stamps[index] > self.tolerance_ns:
+            return None
+        return self._values[index]
+
+    def clear(self) -> None:
+        self._stamps.clear()
+        self._values.clear()
+
+    def __len__(self) -> int:
+        return len(self._stamps)
