@@ -1,8 +1,9 @@
 """Camera stamps that can be trusted, and values looked up by stamp. No ROS here.
 
 A camera's stamps run at a steady offset from the time its frames are received (its latency, or
-its clock's offset when it is not synchronised with this host). `StampGuard` learns that offset
-from recent frames and rejects a frame whose offset jumps by more than `max_jump`: a single
+its clock's offset when it is not synchronised with this host). `StampGuard` follows that offset
+from frame to frame (a slow drift, such as a bag replayed faster than real time, is followed) and
+rejects a frame whose offset jumps by more than `max_jump` from the last accepted one: a single
 frame stamped in 2038 or in 1970 never becomes the camera's reference stamp. When the camera's
 clock really was reset, its frames keep arriving at one new offset; after `resync_after` seconds
 of that the guard adopts it and tells the caller to forget the camera's old frames.
@@ -10,8 +11,6 @@ of that the guard adopts it and tells the caller to forget the camera's old fram
 from __future__ import annotations
 
 import bisect
-import statistics
-from collections import deque
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -45,49 +44,48 @@ class StampGuard:
     for a stamp that jumps.
     """
 
-    def __init__(self, max_jump_s: float, resync_after_s: float = 0.5, history: int = 9) -> None:
+    def __init__(self, max_jump_s: float, resync_after_s: float = 0.5) -> None:
         if max_jump_s <= 0 or resync_after_s < 0:
             raise ValueError("max_jump_s must be > 0 and resync_after_s >= 0")
         self.max_jump_ns = int(max_jump_s * NS)
         self.resync_after_ns = int(resync_after_s * NS)
-        self._offsets: deque[int] = deque(maxlen=history)
-        self._last_stamp_ns: int | None = None
+        self._offset_ns: int | None = None  # of the last accepted frame
+        self._last_stamp_ns = 0  # newest accepted stamp
         self._candidate: _Candidate | None = None
         self.resyncs = 0
 
     def check(self, stamp_ns: int, receive_ns: int) -> str:
         offset = stamp_ns - receive_ns
-        if not self._offsets:
+        if self._offset_ns is None:
             self._adopt(offset, stamp_ns)
             return "ok"
-        reference = int(statistics.median(self._offsets))
-        if abs(offset - reference) <= self.max_jump_ns:
+        if stamp_ns == self._last_stamp_ns:
+            return "ok"  # a repeat of the newest frame: the window counts it as a duplicate
+        jump = offset - self._offset_ns
+        if abs(jump) <= self.max_jump_ns:
             # The receive clock moved back with the stamps (a replayed bag looping, a simulator
-            # reset): the offset holds but the window would now call every frame out of order.
-            went_back = self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns - self.max_jump_ns
-            self._offsets.append(offset)
-            self._candidate = None
+            # reset): the offset holds but the window would call every later frame out of order.
+            went_back = stamp_ns < self._last_stamp_ns - self.max_jump_ns
+            self._adopt(offset, stamp_ns if went_back else max(self._last_stamp_ns, stamp_ns))
             if went_back:
-                self._last_stamp_ns = stamp_ns
                 self.resyncs += 1
                 return "resync"
-            self._last_stamp_ns = max(self._last_stamp_ns or stamp_ns, stamp_ns)
             return "ok"
         candidate = self._candidate
         if candidate is not None and abs(offset - candidate.offset_ns) <= self.max_jump_ns:
             candidate.frames += 1
+            candidate.offset_ns = offset
             if candidate.frames >= 2 and receive_ns - candidate.first_receive_ns >= self.resync_after_ns:
-                self._offsets.clear()
                 self._adopt(offset, stamp_ns)
                 self.resyncs += 1
                 return "resync"
         else:
             self._candidate = _Candidate(offset, receive_ns)
-        raise Rejected("stamp_jump", f"stamp {stamp_ns / NS:.3f} s jumps {(offset - reference) / NS:+.3f} s from the "
-                                     f"camera's recent stamps relative to their receive time")
+        raise Rejected("stamp_jump", f"stamp {stamp_ns / NS:.3f} s jumps {jump / NS:+.3f} s from the camera's "
+                                     f"recent stamps relative to their receive time")
 
     def _adopt(self, offset: int, stamp_ns: int) -> None:
-        self._offsets.append(offset)
+        self._offset_ns = offset
         self._last_stamp_ns = stamp_ns
         self._candidate = None
 

@@ -136,4 +136,6 @@ def make_small_model(folder: Path) -> Path:
     config = dataclasses.replace(preset("tiny").with_moe(MoEConfig(num_experts=NUM_EXPERTS)), img_size=224)
     model = VGGT(config)
     torch.nn.init.normal_(model.depth_head.gate.conv2.weight, std=0.5)
+    with torch.no_grad():  # a field of view of about 1 rad, not relu's 0 (an infinite focal length)
+        model.camera_head.pose_branch.fc2.bias[7:9] += 0.3
     return save_model(model, folder, metadata={"description": "tiny random test model"})

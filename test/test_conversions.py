@@ -13,10 +13,10 @@ pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs (ROS 2 or the ros-jaz
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
+from moe3d_ros.intake import Rejected  # noqa: E402
 from moe3d_ros.postprocess import CLOUD_DTYPE  # noqa: E402
 from moe3d_ros.ros.conversions import (  # noqa: E402
     ENCODINGS,
-    ConversionError,
     camera_info_intrinsics,
     camera_info_msg,
     cloud_msg,
@@ -67,14 +67,14 @@ def test_padded_rows_and_big_endian_mono16():
         (dict(encoding="yuv422"), "unsupported encoding"),
         (dict(width=0, height=0, step=0, data=b""), "zero-sized"),
         (dict(data=b"\x00" * 10), "expected step x height"),
-        (dict(step=5), "smaller than width"),
+        (dict(step=5), "does not fit width"),
     ],
 )
 def test_malformed_images_are_clear_errors(fields, message):
     msg = rgb_to_image_msg(RGB, "rgb8", header())
     for key, value in fields.items():
         setattr(msg, key, array.array("B", value) if key == "data" else value)
-    with pytest.raises(ConversionError, match=message):
+    with pytest.raises(Rejected, match=message):
         image_to_rgb(msg)
 
 
@@ -86,9 +86,11 @@ def test_compressed_jpeg_and_png_decode_and_corrupt_bytes_fail():
         assert back.shape == RGB.shape
         if ext == ".png":
             np.testing.assert_array_equal(back, RGB)
-    with pytest.raises(ConversionError, match="could not decode"):
+    with pytest.raises(Rejected, match="truncated"):
         compressed_to_rgb(CompressedImage(format="jpeg", data=array.array("B", b"\xff\xd8 not a jpeg")))
-    with pytest.raises(ConversionError, match="no data"):
+    with pytest.raises(Rejected, match="could not decode"):  # well-formed markers, no decodable scan
+        compressed_to_rgb(CompressedImage(format="jpeg", data=array.array("B", b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x10\x00\x10" + bytes(12) + b"\xff\xd9")))
+    with pytest.raises(Rejected, match="no data"):
         compressed_to_rgb(CompressedImage(format="jpeg"))
 
 
@@ -108,7 +110,7 @@ def test_camera_info_carries_intrinsics_and_projection():
     np.testing.assert_array_equal(np.array(msg.p).reshape(3, 4)[:, :3], k)
     assert (msg.width, msg.height, msg.distortion_model) == (320, 240, "plumb_bob")
     msg.k = [0.0] * 9
-    with pytest.raises(ConversionError, match="no focal length"):
+    with pytest.raises(Rejected, match="no focal length"):
         camera_info_intrinsics(msg)
 
 

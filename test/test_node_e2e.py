@@ -85,6 +85,11 @@ class Harness:
         spin_until(node, lambda: self.image_a.get_subscription_count() > 0 and self.image_b.get_subscription_count() > 0
                    and all(s.get_publisher_count() > 0 for s in self.subs), 60, "the node's topics to match", proc)
 
+    @staticmethod
+    def now() -> float:
+        """A stamp from the wall clock, as a camera driver gives (the node rejects stamps that jump)."""
+        return round(time.time(), 3)
+
     def header(self, stamp_s: float, frame_id: str) -> Header:
         header = Header(frame_id=frame_id)
         header.stamp.sec, header.stamp.nanosec = int(stamp_s), int(round((stamp_s % 1) * 1e9))
@@ -147,7 +152,7 @@ def _image_array(msg: Image, dtype, channels=1) -> np.ndarray:
 
 
 def test_every_output_is_right(harness):
-    stamp = 100.25
+    stamp = harness.now()
     # Ready once the window that held both cameras has delivered its cloud and its poses (an
     # earlier window may have held camera A alone; poses are published after the cloud).
     both_cameras = lambda: (any(c.height == 2 * 168 for c in harness.by_stamp("points", stamp))  # noqa: E731
@@ -216,8 +221,8 @@ def _publish_until_counted(harness, publish, camera: str, counter: str) -> None:
 
 
 def test_bad_inputs_are_dropped_counted_and_the_node_keeps_serving(harness):
-    harness.publish_until(CAMERA_A, 200.0)  # diagnostics flowing, node serving
-    bad_stamp = 200.5
+    harness.publish_until(CAMERA_A, harness.now())  # diagnostics flowing, node serving
+    bad_stamp = harness.now()
     header = harness.header(bad_stamp, "cam_a_optical_frame")
     rgb = np.zeros((120, 160, 3), np.uint8)
     wrong_encoding = rgb_to_image_msg(rgb, "rgb8", header)
@@ -228,23 +233,23 @@ def test_bad_inputs_are_dropped_counted_and_the_node_keeps_serving(harness):
     corrupt = CompressedImage(header=harness.header(bad_stamp, "cam_b_optical_frame"), format="jpeg",
                               data=array.array("B", b"\xff\xd8\xff garbage"))
     for msg in (wrong_encoding, zero, short):
-        _publish_until_counted(harness, lambda m=msg: harness.image_a.publish(m), "cam_a", "dropped_bad_message")
-    _publish_until_counted(harness, lambda: harness.image_b.publish(corrupt), "cam_b", "dropped_bad_message")
-    good = 201.0
+        _publish_until_counted(harness, lambda m=msg: harness.image_a.publish(m), "cam_a", "rejected")
+    _publish_until_counted(harness, lambda: harness.image_b.publish(corrupt), "cam_b", "rejected_corrupt")
+    good = harness.now()
     harness.publish_until(CAMERA_A + ["points"], good)
     # Out-of-order and duplicate stamps for camera A after the good frame.
-    _publish_until_counted(harness, lambda: harness.publish(150.0, b=False), "cam_a", "dropped_out_of_order")
-    _publish_until_counted(harness, lambda: harness.publish(good, b=False), "cam_a", "dropped_duplicate")
-    harness.publish_until(CAMERA_A, 202.0)
+    _publish_until_counted(harness, lambda: harness.publish(good - 0.5, b=False), "cam_a", "rejected_out_of_order")
+    _publish_until_counted(harness, lambda: harness.publish(good, b=False), "cam_a", "rejected_duplicate")
+    harness.publish_until(CAMERA_A, harness.now())
     assert not harness.by_stamp("cam_a/depth/image", bad_stamp) and not harness.by_stamp("cam_b/depth/image", bad_stamp)
-    assert not harness.by_stamp("cam_a/depth/image", 150.0)
+    assert not harness.by_stamp("cam_a/depth/image", good - 0.5)
     log = harness.proc.output()
-    for text in ("yuv422", "zero-sized", "expected step x height", "could not decode", "out-of-order", "duplicate"):
+    for text in ("yuv422", "zero-sized", "expected step x height", "JPEG is truncated", "out_of_order", "duplicate"):
         assert text in log, text
 
 
 def test_cameras_of_different_sizes_in_one_window(harness):
-    stamp = 300.0
+    stamp = harness.now()
     # Sizes differ, so the cloud of a window with both cameras cannot be organised: it is a flat
     # list of the points that passed the filter.
     unorganised = lambda: any(c.height == 1 for c in harness.by_stamp("points", stamp))  # noqa: E731
@@ -258,9 +263,9 @@ def test_cameras_of_different_sizes_in_one_window(harness):
 
 
 def test_a_silent_camera_is_reported_and_the_other_served(harness):
-    stamp = 400.0
+    stamp = harness.now()
     deadline = time.monotonic() + 30
-    while harness.diagnostic("moe3d: camera cam_b").get("message") != "silent":  # camera A streams at 10 Hz, B is silent
+    while not harness.diagnostic("moe3d: camera cam_b").get("message", "").startswith("silent"):  # camera A streams at 10 Hz, B is silent
         assert time.monotonic() < deadline, "camera B was never reported silent"
         stamp += 0.1
         harness.publish(stamp, b=False)

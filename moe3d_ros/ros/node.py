@@ -356,15 +356,19 @@ class Moe3dNode(Node):
             frame = frames[frame_index]
             k = self._intrinsics_for(camera, frame, images[frame_index].shape[:2])
             product = camera_product(pred, frame_index, s.filter, s.scale, k)
-            if not np.isfinite(product.intrinsics).all():
-                raise ValueError(f"{camera.name}: the model predicted non-finite intrinsics; nothing published")
+            if not np.isfinite(product.intrinsics).all():  # the model's own prediction: never published
+                self.stats["invalid_outputs"] += 1
+                if self.rate_limit.allow(f"{camera.name}:invalid_k"):
+                    self.get_logger().error(f"{camera.name}: the model predicted non-finite intrinsics; its outputs are withheld")
+                continue
             products.append(product)
             if frame.stamp_ns != camera.last_published_ns:  # once per input stamp
                 self._publish_camera(camera_index, product, frame.payload.header)
                 camera.last_published_ns = frame.stamp_ns
             camera.health.served()
         reference = frames[0].payload.header
-        if self.pubs.points.get_subscription_count() > 0 or self.pubs.poses.get_subscription_count() > 0:
+        wanted = self.pubs.points.get_subscription_count() > 0 or self.pubs.poses.get_subscription_count() > 0
+        if products and wanted:
             self._publish_shared(pred, products, reference)
         self.stats["windows"] += 1
         self.stats["inference_s"] = sum(pred.timings.values())
@@ -437,6 +441,7 @@ class Moe3dNode(Node):
             "model": self.model_description, "device": self.engine.description, "windows": self.stats["windows"],
             "idle_skips_no_subscriber": self.stats["idle_skips"], "errors": self.stats["errors"], "out_of_memory": self.stats["oom"],
             "last_error": self.last_engine_error, "decoder_messages": self.stats["decoder_messages"],
+            "withheld_invalid_outputs": self.stats["invalid_outputs"],
             "inference_time_s": f"{self.stats['inference_s']:.4f}", "host_time_s": f"{self.stats['host_s']:.4f}",
             "stamp_to_publish_latency_s": f"{self.stats['latency_s']:.4f}", "scale": scale,
         }
