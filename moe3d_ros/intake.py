@@ -29,7 +29,7 @@ def shorten(text: str, limit: int = MAX_TEXT) -> str:
     """`text` cut to `limit` characters (with the original length said), printable only."""
     text = str(text)
     cut = text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
-    return cut.encode("ascii", "backslashreplace").decode("ascii")
+    return cut.encode("unicode_escape").decode("ascii")  # control characters shown, not sent to a terminal
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ def test_overload_keeps_memory_bounded_and_counts_newest_wins_drops(tmp_path, ch
         assert received, "no depth published under load"
         windows = int(diagnostics.value("moe3d: engine", "windows"))
         superseded = sum(int(diagnostics.value(f"moe3d: camera load{i}", "dropped_superseded")) for i in range(4))
-        frames_in = sum(int(diagnostics.value(f"moe3d: camera load{i}", "received")) for i in range(4))
+        frames_in = sum(int(diagnostics.value(f"moe3d: camera load{i}", "accepted")) for i in range(4))
         assert superseded > 0 and windows < frames_in / 4, (windows, superseded, frames_in)
         # Bounded: after warm-up, resident memory does not keep growing with the input stream.
         steady = rss[3:]
