@@ -27,6 +27,7 @@ NUM_EXPERTS = 4
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed (ROS 2 or the ros-jazzy-rclpy wheel)")
 import rclpy.context  # noqa: E402
 import rclpy.executors  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # the test process discovers on this host only
 
@@ -54,15 +55,20 @@ def node_executable(name: str = "moe3d_node") -> str:
 class NodeProcess:
     """moe3d_node in its own process; its output goes to a log file shown on failure."""
 
-    def __init__(self, domain_id: int, parameters: dict[str, Any], log_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, domain_id: int, parameters: dict[str, Any], log_dir: Path, extra_env: dict[str, str] | None = None,
+                 params_file: Path | None = None, dds_profile: bool = True, new_session: bool = False) -> None:
         args = [node_executable(), "--ros-args"]
+        if params_file is not None:
+            args += ["--params-file", str(params_file)]
         for key, value in parameters.items():
             args += ["-p", f"{key}:={format_param(value)}"]
         env = ros_environment(domain_id)
+        if not dds_profile:
+            env.pop("FASTRTPS_DEFAULT_PROFILES_FILE")
         env.update(extra_env or {})
         self.log_path = log_dir / f"node_{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=new_session)
 
     def output(self) -> str:
         self.log.flush()
@@ -128,6 +134,22 @@ def ros_test_node(domain_id: int, name: str):
     yield node
     node.destroy_node()
     rclpy.shutdown(context=context)
+
+
+class Diagnostics:
+    """The newest status of every /diagnostics name, as key -> value (plus message and level)."""
+
+    def __init__(self, node) -> None:
+        self.latest: dict[str, dict[str, str]] = {}
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on, 10)
+
+    def _on(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            self.latest[status.name] = {"message": status.message, "level": status.level,
+                                        **{kv.key: kv.value for kv in status.values}}
+
+    def value(self, name: str, key: str, default: str = "0") -> str:
+        return self.latest.get(name, {}).get(key, default)
 
 
 def make_small_model(folder: Path) -> Path:

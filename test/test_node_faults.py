@@ -8,9 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from ros_harness import NodeProcess, make_small_model, ros_test_node, spin_once, spin_until
+from ros_harness import Diagnostics, NodeProcess, make_small_model, ros_test_node, spin_once, spin_until
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
@@ -67,19 +66,6 @@ def _publish(publisher, stamp_s: float, frame_id: str, rng) -> None:
     header = Header(frame_id=frame_id)
     header.stamp.sec, header.stamp.nanosec = int(stamp_s), int(round((stamp_s % 1) * 1e9))
     publisher.publish(rgb_to_image_msg(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), "rgb8", header))
-
-
-class Diagnostics:
-    def __init__(self, node) -> None:
-        self.latest: dict[str, dict[str, str]] = {}
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._on, 10)
-
-    def _on(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            self.latest[status.name] = {"message": status.message, **{kv.key: kv.value for kv in status.values}}
-
-    def value(self, name: str, key: str, default: str = "0") -> str:
-        return self.latest.get(name, {}).get(key, default)
 
 
 def test_out_of_memory_in_the_engine_drops_one_window_and_the_node_recovers(tmp_path, checkpoint, ros_node):
