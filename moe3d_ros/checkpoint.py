@@ -111,10 +111,18 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except Exception as exc:  # SafetensorError, OSError on truncated data, JSON errors in the header
-        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({exc})") from exc
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({_why(exc)})") from exc
+
+
+def _why(exc: BaseException) -> str:
+    """The first line of an error, or its type when it has no text (torch raises some bare)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _read_torch(path: Path) -> Any:
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty (0 bytes); download it again")
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as exc:
@@ -129,10 +137,10 @@ def _read_torch(path: Path) -> Any:
             except pickle.UnpicklingError as inner:
                 raise CheckpointError(f"{path}: refused to load: {str(inner).splitlines()[0]}") from inner
             except Exception as inner:
-                raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({inner})") from inner
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({exc})") from exc
-    except (EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({exc})") from exc
+                raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_why(inner)})") from inner
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_why(exc)})") from exc
+    except Exception as exc:  # a malformed archive or pickle surfaces as any error type
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_why(exc)})") from exc
 
 
 def match_state_dict(expected: dict[str, Tensor], state: dict[str, Tensor], path: str, built_heads: tuple[str, ...]) -> LoadReport:
@@ -302,7 +310,10 @@ def load_any(
     from .model import preset
 
     path = resolve_path(reference)
-    if path.is_dir() and (path / CONFIG_FILE).exists():
+    if path.is_dir() and not (path / CONFIG_FILE).exists():
+        raise CheckpointError(f"{path} is a folder without {CONFIG_FILE}: our checkpoints are a folder with {WEIGHTS_FILE} "
+                              f"and {CONFIG_FILE}; for a published VGGT file pass the .pt or .safetensors file itself")
+    if path.is_dir():
         model, metadata = load_model(path)
         description = f"{path} ({metadata.get('description', 'moe3d_ros checkpoint')})"
     else:

@@ -206,3 +206,31 @@ def test_own_checkpoint_with_bad_config_is_a_clear_error(tmp_path, tiny_state):
     (folder / "config.json").unlink()
     with pytest.raises(CheckpointError, match="config.json does not exist"):
         load_model(folder)
+
+
+def test_hostile_files_get_errors_that_say_what_is_wrong(tmp_path):
+    import io
+    import struct
+    import zipfile
+
+    from moe3d_ros.checkpoint import load_any
+
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="the file is empty"):
+        read_state_dict(empty)
+    broken_zip = io.BytesIO()
+    with zipfile.ZipFile(broken_zip, "w") as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02(")
+    archive_path = tmp_path / "archive.pt"
+    archive_path.write_bytes(broken_zip.getvalue())
+    with pytest.raises(CheckpointError, match=r"corrupt or truncated checkpoint \(\w+"):
+        read_state_dict(archive_path)
+    header = tmp_path / "header.safetensors"
+    header.write_bytes(struct.pack("<Q", 2**60) + b"{}")
+    with pytest.raises(CheckpointError, match="corrupt or truncated safetensors file"):
+        read_state_dict(header)
+    folder = save_model(_tiny(), tmp_path / "no_config")
+    (folder / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="a folder without config.json"):
+        load_any(folder, "tiny")

@@ -28,3 +28,11 @@ def test_demo_runs_end_to_end(tmp_path):
     assert (out / "panel.png").stat().st_size > 10_000
     live = [line for line in output.splitlines() if "depth out" in line]
     assert live and "nan" not in live[-1].split("AbsRel")[1].split("|")[0]
+
+
+def test_moe3d_infer_without_a_checkpoint_uses_the_bundled_model(tmp_path, caplog):
+    from moe3d_ros.cli.infer import main
+
+    assert main(["--synthetic", "900000", "--frames", "2", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "cloud.ply").exists() and (tmp_path / "depth_001.png").exists()
+    assert "BUNDLED SYNTHETIC DEMO MODEL" in caplog.text

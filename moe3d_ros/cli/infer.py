@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..checkpoint import CheckpointError, load_any
+from ..checkpoint import CheckpointError, load_for_inference
 from ..engine import EngineConfig, InferenceEngine, Predictions
 from ..export import colorize_depth, write_ply, write_png
 from ..model import PRESETS, VGGT, preset
@@ -30,8 +30,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source.add_argument("--images", type=Path, help="folder of images (sorted by name; the first is the reference)")
     source.add_argument("--synthetic", type=int, metavar="SEED", help="generate a synthetic scene with this seed")
     parser.add_argument("--frames", type=int, default=4, help="frames to use (default 4)")
-    weights = parser.add_mutually_exclusive_group(required=True)
-    weights.add_argument("--checkpoint", help="our checkpoint folder, a VGGT .pt/.safetensors file, or org/name on Hugging Face")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--checkpoint", default="",
+                         help="our checkpoint folder, a VGGT .pt/.safetensors file, or org/name on Hugging Face "
+                              "(default: the bundled synthetic demo model)")
     weights.add_argument("--random-init", choices=sorted(PRESETS), help="random weights (pipeline check only: output is meaningless)")
     parser.add_argument("--preset", default="vggt_1b", choices=sorted(PRESETS), help="architecture of a published VGGT file")
     parser.add_argument("--moe-head", help="a fine-tuned depth-head folder (moe3d-train output) loaded on top of --checkpoint")
@@ -65,7 +67,7 @@ def build_model(args: argparse.Namespace) -> tuple[VGGT, str]:
     if args.random_init:
         LOG.warning("RANDOM WEIGHTS (%s preset): this checks the pipeline; depth and poses are meaningless", args.random_init)
         return VGGT(preset(args.random_init)).eval(), f"{args.random_init} preset, random weights"
-    return load_any(args.checkpoint, args.preset, moe_head=args.moe_head)
+    return load_for_inference(args.checkpoint, args.preset, args.moe_head or "", LOG.warning)
 
 
 def report(pred: Predictions) -> None:
