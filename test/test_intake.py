@@ -222,3 +222,14 @@ def test_health_of_a_silent_camera_is_warn():
     health.served()
     assert health.report(1.5).level == OK
     assert health.report(5.0).message.startswith("silent")
+
+
+def test_decoder_messages_on_stderr_are_caught():
+    """libpng prints to file descriptor 2 from C; the node counts and rate-limits such lines."""
+    from moe3d_ros.stderr_capture import capture_stderr
+
+    png = _png()
+    with capture_stderr() as lines:
+        decoded = cv2.imdecode(np.frombuffer(png[: len(png) // 2], np.uint8), cv2.IMREAD_COLOR)  # no pre-check here
+    assert decoded is None
+    assert any("libpng" in line for line in lines), lines

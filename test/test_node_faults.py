@@ -31,15 +31,18 @@ def ros_node():
 
 
 def _start_fails(tmp_path, parameters: dict, *expected: str) -> None:
+    """Exit code 1 and exactly one line: FATAL, naming the parameter and the fix; no traceback."""
     proc = NodeProcess(DOMAIN_ID, parameters, tmp_path)
     try:
         code = proc.wait_exit(timeout=120)
         output = proc.output()
     finally:
         proc.stop()
-    assert code != 0, output
+    assert code == 1, output
+    fatal = [line for line in output.splitlines() if "[FATAL]" in line]
+    assert len(fatal) == 1 and "Traceback" not in output, output
     for text in expected:
-        assert text in output, output
+        assert text in fatal[0], output
 
 
 @pytest.mark.parametrize(
@@ -49,6 +52,19 @@ def _start_fails(tmp_path, parameters: dict, *expected: str) -> None:
         ({"preprocess_mode": "stretch"}, ["preprocess_mode must be one of crop, pad"]),
         ({"camera_names": ["x", "y"]}, ["camera_names has 2 entries but image_topics has 1"]),
         ({"device": "cuda:7"} if not __import__("torch").cuda.is_available() else {"device": "tpu"}, ["device"]),
+        ({"device": "tpu"}, ["device must be auto, cpu, cuda or cuda:N"]),
+        ({"window_size": 0}, ["window_size must be >= 1, got 0", "window_size:=4"]),
+        ({"window_size": -1}, ["window_size must be >= 1"]),
+        ({"window_size": 4.5}, ["window_size must be an integer, got 4.5"]),
+        ({"image_topics": "[]"}, ["image_topics must be a list of strings"]),
+        ({"image_topics": "/cam/image_raw"}, ["image_topics must be a list of strings, got '/cam/image_raw'"]),
+        ({"filter.min_confidence": -1}, ["filter.min_confidence must be >= 0.0"]),
+        ({"filter.max_edge_jump": "nan"}, ["filter.max_edge_jump must be a number, got nan"]),
+        ({"cloud.decimation": 0}, ["cloud.decimation must be >= 1"]),
+        ({"scale.factor": 0}, ["scale.factor must be >="]),
+        ({"diagnostics_period": 0}, ["diagnostics_period must be >= 0.05"]),
+        ({"stale_timeout": -5}, ["stale_timeout must be >= 0.01"]),
+        ({"input_qos": "fast"}, ["input_qos must be one of auto, sensor_data, reliable"]),
     ],
 )
 def test_bad_configuration_fails_at_start_up_naming_the_parameter(tmp_path, checkpoint, parameters, expected):

@@ -322,3 +322,24 @@ def test_defaults_and_the_demo_model_publish_depth_and_unknown_parameters_are_na
         assert "unknown parameter 'windw_size' ignored (did you mean window_size?)" in proc.output()
     finally:
         proc.stop()
+
+
+def test_input_qos_follows_the_publishers_and_qos_overrides_win(tmp_path, checkpoint, ros_node):
+    params = tmp_path / "params.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    qos_overrides:\n      /ovr/image_raw:\n        subscription:\n"
+                      "          reliability: best_effort\n")
+    proc = NodeProcess(DOMAIN_ID, {"checkpoint": str(checkpoint), "image_topics": ["/auto/image_raw", "/ovr/image_raw"],
+                                   "camera_info_topics": ["none", "none"], "diagnostics_period": 0.2}, tmp_path, params_file=params)
+    try:
+        diagnostics = Diagnostics(ros_node)
+        reliable = ros_node.create_publisher(Image, "/auto/image_raw", RELIABLE)
+        ros_node.create_publisher(Image, "/ovr/image_raw", RELIABLE)
+        qos = lambda camera: diagnostics.value(f"moe3d: camera {camera}", "input_qos", "")  # noqa: E731
+        spin_until(ros_node, lambda: qos("auto").startswith("reliable"), 30, "auto to subscribe reliable", proc)
+        assert qos("ovr").startswith("best effort") and "QoS override" in qos("ovr")
+        ros_node.destroy_publisher(reliable)
+        ros_node.create_publisher(Image, "/auto/image_raw", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+        spin_until(ros_node, lambda: qos("auto").startswith("best effort"), 30, "auto to follow a best-effort publisher", proc)
+        assert "now subscribed best effort" in proc.output()
+    finally:
+        proc.stop()
