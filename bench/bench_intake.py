@@ -40,39 +40,34 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import subprocess
 
-    from ros_harness import Diagnostics, NodeProcess, make_small_model, ros_environment, ros_test_node, spin_once, spin_until
+    from ros_harness import Diagnostics, NodeProcess, make_small_model, probe_node, ros_environment, spin_once, spin_until
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = make_small_model(Path(folder) / "model")
-        node_gen = ros_test_node(args.domain_id, "bench_intake")
-        probe = next(node_gen)
-        diagnostics = Diagnostics(probe)
-        for index, (camera_qos, profile, input_qos) in enumerate(CASES):
-            topic = f"/bench{index}/image_raw"
-            proc = NodeProcess(args.domain_id, {"checkpoint": str(checkpoint), "image_topics": [topic], "input_qos": input_qos,
-                                                "camera_info_topics": ["none"], "diagnostics_period": 0.2}, Path(folder))
-            try:
-                name = f"moe3d: camera bench{index}"
-                spin_until(probe, lambda: name in diagnostics.latest, 60, "the node", proc)
-                env = ros_environment(args.domain_id)
-                if not profile:
-                    env.pop("FASTRTPS_DEFAULT_PROFILES_FILE")
-                run = subprocess.run([sys.executable, str(ROOT / "test" / "camera_process.py"), "--topic", topic, "--qos",
-                                      camera_qos.split()[0], "--frames", str(args.frames), "--rate", str(args.rate)],
-                                     env=env, capture_output=True, text=True, timeout=300)
-                published = json.loads(run.stdout.strip().splitlines()[-1])["published"]
-                settle = time.monotonic() + 3.0  # the last diagnostics; fewer than published may have arrived
-                while time.monotonic() < settle and int(diagnostics.value(name, "accepted")) < published:
-                    spin_once(probe, 0.05)
-                accepted = int(diagnostics.value(name, "accepted"))
-                rows.append((camera_qos, "SHM profile" if profile else "default", input_qos, published, accepted))
-            finally:
-                proc.stop()
-        try:
-            next(node_gen)
-        except StopIteration:
-            pass
+        with probe_node(args.domain_id, "bench_intake") as probe:
+            diagnostics = Diagnostics(probe)
+            for index, (camera_qos, profile, input_qos) in enumerate(CASES):
+                topic = f"/bench{index}/image_raw"
+                proc = NodeProcess(args.domain_id, {"checkpoint": str(checkpoint), "image_topics": [topic], "input_qos": input_qos,
+                                                    "camera_info_topics": ["none"], "diagnostics_period": 0.2}, Path(folder))
+                try:
+                    name = f"moe3d: camera bench{index}"
+                    spin_until(probe, lambda: name in diagnostics.latest, 60, "the node", proc)
+                    env = ros_environment(args.domain_id)
+                    if not profile:
+                        env.pop("FASTRTPS_DEFAULT_PROFILES_FILE")
+                    run = subprocess.run([sys.executable, str(ROOT / "test" / "camera_process.py"), "--topic", topic, "--qos",
+                                          camera_qos.split()[0], "--frames", str(args.frames), "--rate", str(args.rate)],
+                                         env=env, capture_output=True, text=True, timeout=300)
+                    published = json.loads(run.stdout.strip().splitlines()[-1])["published"]
+                    settle = time.monotonic() + 3.0  # the last diagnostics; fewer than published may have arrived
+                    while time.monotonic() < settle and int(diagnostics.value(name, "accepted")) < published:
+                        spin_once(probe, 0.05)
+                    accepted = int(diagnostics.value(name, "accepted"))
+                    rows.append((camera_qos, "SHM profile" if profile else "default", input_qos, published, accepted))
+                finally:
+                    proc.stop()
     print(f"\n640x480 rgb8 at {args.rate:g} Hz from a separate camera process, {args.frames} frames\n")
     print("| camera QoS | camera's DDS settings | node input_qos | published | accepted by the node | share |")
     print("|---|---|---|---:|---:|---:|")

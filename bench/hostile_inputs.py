@@ -30,6 +30,7 @@ import tempfile
 import time
 import zlib
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,11 +184,10 @@ def _garbage(name: str, msg) -> str:
 
 
 def run(messages: int, seed: int, domain_id: int, log_dir: Path) -> dict:
-    import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import PoseArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from ros_harness import NodeProcess, make_small_model, ros_test_node, spin_once, spin_until
+    from ros_harness import NodeProcess, make_small_model, probe_node, spin_once, spin_until
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -195,8 +195,8 @@ def run(messages: int, seed: int, domain_id: int, log_dir: Path) -> dict:
     topics = [f"/{c}/image_raw" + ("/compressed" if c.startswith("jpeg") else "") for c in CAMERAS]
     proc = NodeProcess(domain_id, {"checkpoint": str(checkpoint), "image_topics": topics, "window_size": 3,
                                    "diagnostics_period": 0.25, "filter.min_confidence": 0.0}, log_dir)
-    node_gen = ros_test_node(domain_id, "hostile_inputs")
-    node = next(node_gen)
+    cleanup = ExitStack()
+    node = cleanup.enter_context(probe_node(domain_id, "hostile_inputs"))
     try:
         corpus = Corpus(seed)
         images = [node.create_publisher(CompressedImage if c.startswith("jpeg") else Image, t, qos) for c, t in zip(CAMERAS, topics)]
@@ -302,10 +302,7 @@ def run(messages: int, seed: int, domain_id: int, log_dir: Path) -> dict:
         }
     finally:
         proc.stop()
-        try:
-            next(node_gen)
-        except StopIteration:
-            pass
+        cleanup.close()
 
 
 def main(argv: list[str] | None = None) -> int:

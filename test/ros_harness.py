@@ -10,6 +10,7 @@ import dataclasses
 import os
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -126,14 +127,23 @@ def spin_until(node, predicate: Callable[[], bool], timeout: float, what: str, p
         spin_once(node, timeout_sec=0.05)
 
 
-def ros_test_node(domain_id: int, name: str):
-    """A node of the test process on `domain_id` (its own rclpy context); a generator for fixtures."""
+@contextmanager
+def probe_node(domain_id: int, name: str):
+    """A node of this process on `domain_id`, in its own rclpy context."""
     context = rclpy.context.Context()
     rclpy.init(context=context, domain_id=domain_id)
     node = rclpy.create_node(name, context=context)
-    yield node
-    node.destroy_node()
-    rclpy.shutdown(context=context)
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def ros_test_node(domain_id: int, name: str):
+    """probe_node as a generator for pytest fixtures."""
+    with probe_node(domain_id, name) as node:
+        yield node
 
 
 class Diagnostics:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ros_harness import DDS_PROFILE, Diagnostics, NodeProcess, make_small_model, ros_environment, ros_test_node, spin_once, spin_until
+from ros_harness import Diagnostics, NodeProcess, make_small_model, ros_environment, ros_test_node, spin_once, spin_until
 
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
