@@ -17,7 +17,7 @@ from .intake import shorten
 
 OK, WARN, ERROR = 0, 1, 2
 REJECTION_REASONS = ("encoding", "size", "data_length", "format", "corrupt", "frame_id", "stamp", "stamp_jump",
-                     "out_of_order", "duplicate", "camera_info")
+                     "out_of_order", "duplicate", "camera_info", "scale_input")
 
 
 @dataclass

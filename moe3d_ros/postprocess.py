@@ -91,14 +91,15 @@ def gating_colors(winner: np.ndarray) -> np.ndarray:
     return cv2.applyColorMap(np.ascontiguousarray(winner), _PALETTE_LUT)
 
 
-def extrinsics_to_reference(pred: Predictions) -> np.ndarray:
+def extrinsics_to_reference(pred: Predictions, scale: float = 1.0) -> np.ndarray:
     """[S, 3, 4] camera-from-reference: the predicted poses re-expressed so that frame 0's camera
-    is exactly the identity (the model's world frame is only approximately frame 0's camera)."""
+    is exactly the identity (the model's world frame is only approximately frame 0's camera),
+    translations in published units (model units x `scale`, like the depth)."""
     if pred.extrinsics is None:
         raise ValueError("poses need the camera head's predictions")
     e = torch.from_numpy(pred.extrinsics).double()
     rotation = e[:, :, :3] @ e[0, :, :3].T
-    translation = e[:, :, 3] - (rotation @ e[0, :, 3])
+    translation = (e[:, :, 3] - (rotation @ e[0, :, 3])) * scale
     return torch.cat([rotation, translation[..., None]], dim=-1).numpy()
 
 
@@ -124,13 +125,15 @@ def _pack_points(out: np.ndarray, product: CameraProduct, extrinsic: np.ndarray,
     out[~np.isfinite(out[..., :3]).all(axis=-1), :3] = np.nan  # a point is finite or NaN, never inf
 
 
-def fused_cloud(pred: Predictions, products: list[CameraProduct], organized: bool, decimation: int = 1) -> np.ndarray:
+def fused_cloud(pred: Predictions, products: list[CameraProduct], organized: bool, decimation: int = 1,
+                scale: float = 1.0) -> np.ndarray:
     """Points of the given camera products in the reference camera's frame, as CLOUD_DTYPE records.
 
     Organised: [sum of h, w], the cameras' grids stacked vertically (they must share a size),
-    filtered points NaN. Unorganised: [N], filtered points dropped.
+    filtered points NaN. Unorganised: [N], filtered points dropped. `scale` is the one the
+    products' depth was scaled with.
     """
-    extrinsics = extrinsics_to_reference(pred)
+    extrinsics = extrinsics_to_reference(pred, scale)
     shapes = [p.depth[::decimation, ::decimation].shape for p in products]
     if organized and len(set(shapes)) > 1:
         raise ValueError(f"an organised cloud needs cameras of one size, got {sorted(set(shapes))}")
@@ -149,9 +152,10 @@ def fused_cloud(pred: Predictions, products: list[CameraProduct], organized: boo
     return np.concatenate(parts).view(CLOUD_DTYPE)[:, 0]
 
 
-def camera_poses(pred: Predictions) -> tuple[np.ndarray, np.ndarray]:
-    """Camera-to-reference poses of the window: positions [S, 3] and quaternions x,y,z,w [S, 4]."""
-    extrinsics = extrinsics_to_reference(pred)
+def camera_poses(pred: Predictions, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-to-reference poses of the window: positions [S, 3] (model units x `scale`) and
+    quaternions x,y,z,w [S, 4]."""
+    extrinsics = extrinsics_to_reference(pred, scale)
     rotation_t = extrinsics[:, :, :3].transpose(0, 2, 1)
     positions = -np.einsum("sij,sj->si", rotation_t, extrinsics[:, :, 3])
     return positions, matrix_to_quaternion(torch.from_numpy(rotation_t)).numpy()

@@ -11,6 +11,7 @@ of that the guard adopts it and tells the caller to forget the camera's old fram
 from __future__ import annotations
 
 import bisect
+import threading
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -99,26 +100,43 @@ class StampedHistory(Generic[T]):
         self.tolerance_ns = tolerance_ns
         self._stamps: list[int] = []
         self._values: list[T] = []
+        self._lock = threading.Lock()  # callbacks add, the worker looks up
 
     def add(self, stamp_ns: int, value: T) -> None:
-        index = bisect.bisect_left(self._stamps, stamp_ns)
-        if index < len(self._stamps) and self._stamps[index] == stamp_ns:
-            self._values[index] = value
-            return
-        self._stamps.insert(index, stamp_ns)
-        self._values.insert(index, value)
-        if len(self._stamps) > self.maxlen:
-            del self._stamps[0], self._values[0]
+        with self._lock:
+            index = bisect.bisect_left(self._stamps, stamp_ns)
+            if index < len(self._stamps) and self._stamps[index] == stamp_ns:
+                self._values[index] = value
+                return
+            self._stamps.insert(index, stamp_ns)
+            self._values.insert(index, value)
+            if len(self._stamps) > self.maxlen:
+                del self._stamps[0], self._values[0]
 
     def at(self, stamp_ns: int) -> T | None:
-        index = bisect.bisect_right(self._stamps, stamp_ns) - 1
-        if index < 0 or stamp_ns - self._stamps[index] > self.tolerance_ns:
-            return None
-        return self._values[index]
+        with self._lock:
+            index = bisect.bisect_right(self._stamps, stamp_ns) - 1
+            if index < 0 or stamp_ns - self._stamps[index] > self.tolerance_ns:
+                return None
+            return self._values[index]
+
+    def around(self, stamp_ns: int) -> tuple[tuple[int, T] | None, tuple[int, T] | None]:
+        """The (stamp, value) at or before `stamp_ns` and the one after it, each None if absent."""
+        with self._lock:
+            index = bisect.bisect_right(self._stamps, stamp_ns)
+            before = (self._stamps[index - 1], self._values[index - 1]) if index > 0 else None
+            after = (self._stamps[index], self._values[index]) if index < len(self._stamps) else None
+            return before, after
+
+    def nearest(self, stamp_ns: int) -> T | None:
+        """The value whose stamp is nearest to `stamp_ns`, before or after, within the tolerance."""
+        near = [p for p in self.around(stamp_ns) if p is not None and abs(p[0] - stamp_ns) <= self.tolerance_ns]
+        return min(near, key=lambda p: abs(p[0] - stamp_ns))[1] if near else None
 
     def clear(self) -> None:
-        self._stamps.clear()
-        self._values.clear()
+        with self._lock:
+            self._stamps.clear()
+            self._values.clear()
 
     def __len__(self) -> int:
         return len(self._stamps)

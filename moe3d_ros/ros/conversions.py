@@ -17,6 +17,7 @@ from std_msgs.msg import Header
 
 from ..intake import ImageLimits, Rejected, check_intrinsics, check_raw_image, compressed_size, shorten
 from ..postprocess import CLOUD_DTYPE
+from ..scale import pose_matrix
 
 DEFAULT_LIMITS = ImageLimits()
 
@@ -120,6 +121,32 @@ def rgb_to_image_msg(rgb: np.ndarray, encoding: str, header: Header) -> Image:
 def depth_msg(depth: np.ndarray, header: Header) -> Image:
     """float32 depth [H, W] (NaN = invalid) -> 32FC1 Image."""
     return image_msg(np.ascontiguousarray(depth, dtype=np.float32), "32FC1", header)
+
+
+DEPTH_ENCODINGS = {"16UC1": (np.uint16, 0.001), "mono16": (np.uint16, 0.001), "32FC1": (np.float32, 1.0)}
+
+
+def metric_depth(msg: Image, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """A metric depth Image (16UC1 millimetres or 32FC1 metres) -> float32 metres, 0 = invalid
+    (0, NaN, inf and negative values are all invalid)."""
+    if msg.encoding not in DEPTH_ENCODINGS:
+        raise ConversionError(f"depth encoding {shorten(msg.encoding)!r} is not 16UC1 (mm) or 32FC1 (m)", "encoding")
+    dtype, to_metres = DEPTH_ENCODINGS[msg.encoding]
+    check_raw_image(msg.encoding, msg.width, msg.height, msg.step, len(msg.data), 1, np.dtype(dtype).itemsize, limits)
+    row_bytes = msg.width * np.dtype(dtype).itemsize
+    raw = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, :row_bytes]
+    values = raw.view(np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")).astype(np.float32) * np.float32(to_metres)
+    return np.where(np.isfinite(values) & (values > 0), values, np.float32(0.0))
+
+
+def odometry_pose(msg) -> np.ndarray:
+    """nav_msgs/Odometry -> 4x4 base-in-world (the odometry frame); rejects non-finite poses and
+    quaternions that are not unit length."""
+    p, q = msg.pose.pose.position, msg.pose.pose.orientation
+    values = np.array([p.x, p.y, p.z, q.x, q.y, q.z, q.w], dtype=np.float64)
+    if not np.isfinite(values).all() or not 0.99 < np.linalg.norm(values[3:]) < 1.01:
+        raise ConversionError("odometry pose is not finite or its quaternion is not unit length", "scale_input")
+    return pose_matrix(values[:3], values[3:] / np.linalg.norm(values[3:]))
 
 
 def camera_info_msg(intrinsics: np.ndarray, width: int, height: int, header: Header) -> CameraInfo:

@@ -13,12 +13,13 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose, PoseArray
+from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -29,6 +30,17 @@ from ..engine import EngineConfig, InferenceEngine
 from ..health import ERROR, OK, WARN, CameraHealth
 from ..intake import Rejected, check_frame_id, shorten
 from ..postprocess import camera_poses, camera_product, fused_cloud, gating_colors
+from ..scale import (
+    OdometryTrack,
+    ScaleEstimate,
+    ScaleMeasurement,
+    ScaleRefused,
+    ScaleTracker,
+    depth_measurement,
+    odometry_log_ratios,
+    pose_matrix,
+    robust_log_fit,
+)
 from ..stamps import NS, StampedHistory, StampGuard, stamp_to_ns
 from ..stderr_capture import capture_stderr, emit
 from ..window import FrameWindow, StampedFrame, WindowSnapshot
@@ -43,6 +55,8 @@ from .conversions import (
     depth_msg,
     image_msg,
     image_to_rgb,
+    metric_depth,
+    odometry_pose,
 )
 from .input_qos import InputSubscription
 from .runtime import run_node
@@ -51,6 +65,7 @@ THROTTLE_S = 5.0
 ENGINE_ERROR_HOLD_S = 10.0  # the engine status stays ERROR this long after a failed window
 QOS_CHECK_PERIOD_S = 1.0
 CAMERA_INFO_HISTORY = 64
+DEPTH_HISTORY = 16  # metric depth images kept per camera for the scale
 DECODER_LINE = re.compile(r"libpng|libjpeg|JPEG|PNG|imgcodecs|IDAT|IHDR|zlib", re.IGNORECASE)
 FAULT_ENV = "MOE3D_FAULT_INJECTION"  # test facility: "engine_oom:N" raises an OOM on the N-th engine call
 LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
@@ -93,9 +108,9 @@ class CameraState:
     health: CameraHealth
     stamps: StampGuard
     infos: StampedHistory  # stamp -> (K at the source image's resolution, (height, width))
+    depths: StampedHistory | None = None  # stamp -> metric depth [m] registered to the image (scale.mode depth)
     image_hw: tuple[int, int] | None = None  # of the last accepted image
     last_published_ns: int = 0
-    info_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Publishers:
@@ -141,6 +156,13 @@ class Moe3dNode(Node):
                         StampedHistory(CAMERA_INFO_HISTORY, int(s.camera_info_tolerance * NS)))
             for name, topic in zip(s.camera_names, s.image_topics)
         ]
+        gap_ns = int(s.scale_max_stamp_gap * NS)
+        for camera, topic in zip(self.cameras, s.scale_depth_topics):
+            camera.depths = StampedHistory(DEPTH_HISTORY, gap_ns) if s.scale_mode == "depth" and topic else None
+        self.odometry = (OdometryTrack(pose_matrix(s.scale_camera_in_base[:3], s.scale_camera_in_base[3:]), gap_ns)
+                         if s.scale_mode == "odometry" else None)
+        self.scale = ScaleTracker(s.scale_mode, s.scale_factor)
+        self.last_scale = ScaleEstimate(1.0, 0.0, 0, "no_data", "no window yet")
         self.window = FrameWindow(len(self.cameras), s.window_size, s.keyframe_spacing, s.stale_timeout, s.reference_camera)
         reliability = ReliabilityPolicy.RELIABLE if s.output_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
         out_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
@@ -156,6 +178,11 @@ class Moe3dNode(Node):
             if s.camera_info_topics[index]:
                 self.inputs.append(InputSubscription(self, CameraInfo, s.camera_info_topics[index],
                                                      lambda m, i=index: self._on_info(i, m), s.input_qos, log))
+            if camera.depths is not None:
+                self.inputs.append(InputSubscription(self, Image, s.scale_depth_topics[index],
+                                                     lambda m, i=index: self._on_depth(i, m), s.input_qos, log))
+        if self.odometry is not None:  # odometry is small and frequent: keep a short queue, reliable when offered
+            self.inputs.append(InputSubscription(self, Odometry, s.scale_odometry_topic, self._on_odometry, s.input_qos, log))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.stats = {"windows": 0, "idle_skips": 0, "errors": 0, "oom": 0, "inference_s": 0.0, "latency_s": 0.0,
                       "host_s": 0.0, "window_s": 0.0, "last_sizes": (), "decoder_messages": 0, "invalid_outputs": 0}
@@ -168,7 +195,13 @@ class Moe3dNode(Node):
         self._running = True
         self._worker = threading.Thread(target=self._work, name="moe3d_worker", daemon=True)
         self._worker.start()
-        scale = "RELATIVE (up to scale, not metres)" if s.scale_mode == "relative" else f"metres (fixed factor {s.scale_factor})"
+        scale = {
+            "relative": "RELATIVE (up to scale, not metres; the first window's unit, kept)",
+            "fixed": f"metres (fixed factor {s.scale_factor} x the first window's unit)",
+            "depth": f"METRIC, scaled by the depth topics {[t for t in s.scale_depth_topics if t]}",
+            "odometry": f"METRIC, scaled by odometry {s.scale_odometry_topic} (camera in base {list(s.scale_camera_in_base)}, "
+                        f"baselines >= {s.scale_min_baseline} m)",
+        }[s.scale_mode]
         self.get_logger().info(
             f"model: {description}; device {self.engine.description}; cameras {s.image_topics}; depth is {scale}; "
             f"outputs under {self.get_namespace()}"
@@ -195,6 +228,7 @@ class Moe3dNode(Node):
             params.apply_change(self.settings, merged)
             if self.has_moe:
                 self.engine.model.depth_head.fusion = self.settings.fusion
+            self.scale.factor = self.settings.scale_factor
         return result
 
     def _update_input_qos(self) -> None:
@@ -240,8 +274,27 @@ class Moe3dNode(Node):
             reason = exc.reason if exc.reason.startswith("camera_info") else "camera_info"
             self._reject(camera, reason, f"camera_info: {exc}", time.monotonic())
             return
-        with camera.info_lock:
-            camera.infos.add(stamp, (k, (msg.height, msg.width)))
+        camera.infos.add(stamp, (k, (msg.height, msg.width)))
+
+    def _on_depth(self, index: int, msg: Image) -> None:
+        """A metric depth image for the scale: converted here (cheap), kept by stamp."""
+        camera = self.cameras[index]
+        try:
+            stamp = stamp_to_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)
+            depth = metric_depth(msg)
+        except Rejected as exc:
+            self._reject(camera, "scale_input", f"scale depth: {exc}", time.monotonic())
+            return
+        camera.depths.add(stamp, depth)
+
+    def _on_odometry(self, msg: Odometry) -> None:
+        try:
+            stamp = stamp_to_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)
+            pose = odometry_pose(msg)
+        except Rejected as exc:
+            self._reject(self.cameras[self.settings.reference_camera], "scale_input", f"odometry: {exc}", time.monotonic())
+            return
+        self.odometry.add(stamp, pose)
 
     def _reject(self, camera: CameraState, reason: str, message: str, now: float) -> None:
         camera.health.reject(reason, message, now)
@@ -321,8 +374,7 @@ class Moe3dNode(Node):
     def _intrinsics_for(self, camera: CameraState, frame: StampedFrame, size: tuple[int, int]) -> np.ndarray | None:
         """K of the CameraInfo with the frame's stamp (or the newest older one within the
         tolerance) when it fits the image; else None: the model's prediction is used."""
-        with camera.info_lock:
-            info = camera.infos.at(frame.stamp_ns)
+        info = camera.infos.at(frame.stamp_ns)
         if info is None:
             return None
         k, info_size = info
@@ -350,12 +402,13 @@ class Moe3dNode(Node):
         newest: dict[int, int] = {}
         for index, frame in enumerate(frames):
             newest.setdefault(frame.camera, index)
+        scale = self._update_scale(frames, pred, list(newest.values()))
         products = []
         for camera_index, frame_index in newest.items():
             camera = self.cameras[camera_index]
             frame = frames[frame_index]
             k = self._intrinsics_for(camera, frame, images[frame_index].shape[:2])
-            product = camera_product(pred, frame_index, s.filter, s.scale, k)
+            product = camera_product(pred, frame_index, s.filter, scale, k)
             if not np.isfinite(product.intrinsics).all():  # the model's own prediction: never published
                 self.stats["invalid_outputs"] += 1
                 if self.rate_limit.allow(f"{camera.name}:invalid_k"):
@@ -369,7 +422,7 @@ class Moe3dNode(Node):
         reference = frames[0].payload.header
         wanted = self.pubs.points.get_subscription_count() > 0 or self.pubs.poses.get_subscription_count() > 0
         if products and wanted:
-            self._publish_shared(pred, products, reference)
+            self._publish_shared(pred, products, reference, scale)
         self.stats["windows"] += 1
         self.stats["inference_s"] = sum(pred.timings.values())
         self.stats["host_s"] = decode_s + pred.timings.get("preprocess", 0.0) + time.perf_counter() - post_start
@@ -377,16 +430,41 @@ class Moe3dNode(Node):
         now_ns = self.get_clock().now().nanoseconds
         self.stats["latency_s"] = (now_ns - frames[0].stamp_ns) / 1e9
 
-    def _publish_shared(self, pred, products, reference: Header) -> None:
+    def _update_scale(self, frames: list[StampedFrame], pred, published: list[int]) -> float:
+        """Metres (or the first window's units) per model unit for this window, from the tracker."""
+        s = self.settings
+        measurement: ScaleMeasurement | ScaleRefused | None = None
+        try:
+            if s.scale_mode == "depth":
+                measured = [self.cameras[f.camera].depths.nearest(f.stamp_ns) if self.cameras[f.camera].depths else None
+                            for f in frames]
+                measurement = depth_measurement(list(pred.depth), measured, pred.transforms, published)
+            elif s.scale_mode == "odometry":
+                reference = frames[0].camera
+                indices = [i for i, f in enumerate(frames) if f.camera == reference]  # the mounted camera's frames
+                positions, _ = camera_poses(pred)
+                metric = [self.odometry.camera_position(frames[i].stamp_ns) for i in indices]
+                measurement = robust_log_fit(odometry_log_ratios(positions[indices], metric, s.scale_min_baseline), min_samples=1)
+        except ScaleRefused as exc:
+            measurement = exc
+        depths = {(f.camera, f.stamp_ns): pred.depth[i] for i, f in enumerate(frames)}
+        estimate = self.scale.update(depths, measurement)
+        if estimate.status != self.last_scale.status and self.rate_limit.allow(f"scale:{estimate.status}"):
+            log = self.get_logger().info if estimate.status in ("ok", "relative", "fixed") else self.get_logger().warning
+            log(f"scale {estimate.status}: {estimate.scale:.4g} per model unit {estimate.reason}".rstrip())
+        self.last_scale = estimate
+        return estimate.scale
+
+    def _publish_shared(self, pred, products, reference: Header, scale: float) -> None:
         """The cloud and the poses, only from finite poses (no output carries inf or NaN poses)."""
-        positions, quaternions = camera_poses(pred)
+        positions, quaternions = camera_poses(pred, scale)
         if not (np.isfinite(positions).all() and np.isfinite(quaternions).all()):
             self.stats["invalid_outputs"] += 1
             raise ValueError("the model predicted non-finite camera poses; no cloud or poses published")
         s = self.settings
         if self.pubs.points.get_subscription_count() > 0:
             organized = s.organized and len({p.depth.shape for p in products}) == 1
-            self._publish(self.pubs.points, cloud_msg(fused_cloud(pred, products, organized, s.decimation), reference))
+            self._publish(self.pubs.points, cloud_msg(fused_cloud(pred, products, organized, s.decimation, scale), reference))
         if self.pubs.poses.get_subscription_count() > 0:
             msg = PoseArray(header=reference)
             for p, q in zip(positions, quaternions):
@@ -436,14 +514,18 @@ class Moe3dNode(Node):
         s = self.settings
         recent_error = now - self.last_engine_error_time <= ENGINE_ERROR_HOLD_S
         level = DiagnosticStatus.ERROR if recent_error else DiagnosticStatus.OK
-        scale = "relative (up to scale)" if s.scale_mode == "relative" else f"fixed {s.scale_factor} m/unit"
+        estimate = self.last_scale
         values = {
             "model": self.model_description, "device": self.engine.description, "windows": self.stats["windows"],
             "idle_skips_no_subscriber": self.stats["idle_skips"], "errors": self.stats["errors"], "out_of_memory": self.stats["oom"],
             "last_error": self.last_engine_error, "decoder_messages": self.stats["decoder_messages"],
             "withheld_invalid_outputs": self.stats["invalid_outputs"],
             "inference_time_s": f"{self.stats['inference_s']:.4f}", "host_time_s": f"{self.stats['host_s']:.4f}",
-            "stamp_to_publish_latency_s": f"{self.stats['latency_s']:.4f}", "scale": scale,
+            "stamp_to_publish_latency_s": f"{self.stats['latency_s']:.4f}",
+            "scale": s.scale_mode if s.scale_mode != "relative" else "relative (up to scale)",
+            "scale_value": f"{estimate.scale:.6g}", "scale_status": estimate.status, "scale_samples": estimate.samples,
+            "scale_uncertainty": f"{estimate.uncertainty:.4f}", "scale_reason": estimate.reason,
+            "scale_resets": self.scale.resets, "scale_outliers": self.scale.outliers,
         }
         msg.status.append(self._status("moe3d: engine", level, self.last_engine_error if recent_error else "ok", values))
         self._publish(self.diagnostics, msg)

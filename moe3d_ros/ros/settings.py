@@ -83,10 +83,24 @@ SPECS: dict[str, ParamSpec] = {
                                   min_value=1, max_value=64),
     "output_reliability": ParamSpec("reliable", _T.PARAMETER_STRING, "QoS reliability of the outputs",
                                     choices=("reliable", "best_effort")),
-    "scale.mode": ParamSpec("relative", _T.PARAMETER_STRING, "relative (VGGT's normalised units) or fixed (x scale.factor = metres)",
-                            choices=("relative", "fixed")),
+    "scale.mode": ParamSpec("relative", _T.PARAMETER_STRING,
+                            "relative (the first window's unit, kept), fixed (metres = scale.factor x that unit), depth "
+                            "(metric from scale.depth_topics) or odometry (metric from scale.odometry_topic)",
+                            choices=("relative", "fixed", "depth", "odometry")),
     "scale.factor": ParamSpec(1.0, _T.PARAMETER_DOUBLE, "Metres per model unit when scale.mode is fixed", read_only=False,
                               min_value=1e-9),
+    "scale.depth_topics": ParamSpec([""], _T.PARAMETER_STRING_ARRAY,
+                                    "Metric depth registered to each camera's image (16UC1 mm or 32FC1 m; 0/NaN invalid), "
+                                    "one per camera, '' = none; for scale.mode depth"),
+    "scale.max_stamp_gap": ParamSpec(0.05, _T.PARAMETER_DOUBLE,
+                                     "A depth image or odometry sample serves a frame within this many seconds of its stamp",
+                                     min_value=0.0),
+    "scale.odometry_topic": ParamSpec("", _T.PARAMETER_STRING, "nav_msgs/Odometry of the robot's base; for scale.mode odometry"),
+    "scale.camera_in_base": ParamSpec([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], _T.PARAMETER_DOUBLE_ARRAY,
+                                      "The reference camera's optical frame in the odometry's base frame: x y z qx qy qz qw"),
+    "scale.min_baseline": ParamSpec(0.1, _T.PARAMETER_DOUBLE,
+                                    "Odometry baselines shorter than this [m] are not used (standing still: the scale holds)",
+                                    min_value=0.0),
     "diagnostics_period": ParamSpec(1.0, _T.PARAMETER_DOUBLE, "Seconds between /diagnostics messages", min_value=0.05),
 }
 
@@ -117,12 +131,14 @@ class NodeSettings:
     output_reliability: str
     scale_mode: str
     scale_factor: float
+    scale_depth_topics: list[str]
+    scale_max_stamp_gap: float
+    scale_odometry_topic: str
+    scale_camera_in_base: tuple[float, ...]
+    scale_min_baseline: float
     diagnostics_period: float
     raw: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def scale(self) -> float:
-        return self.scale_factor if self.scale_mode == "fixed" else 1.0
 
 
 _KIND_WORDS = {
@@ -131,6 +147,7 @@ _KIND_WORDS = {
     _T.PARAMETER_DOUBLE: ("a number", "1.0"),
     _T.PARAMETER_STRING: ("a string", "value"),
     _T.PARAMETER_STRING_ARRAY: ("a list of strings", "\"['/camera/image_raw']\""),
+    _T.PARAMETER_DOUBLE_ARRAY: ("a list of numbers", "[0.0,0.0,0.0,0.0,0.0,0.0,1.0]"),
 }
 ALWAYS_ALLOWED = ("use_sim_time", "start_type_description_service")
 
@@ -183,7 +200,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, float) and math.isinf(value):
         return ".inf"
     if isinstance(value, list):
-        return '"[' + ", ".join(f"'{v}'" for v in value) + ']"'
+        return '"[' + ", ".join(f"'{v}'" if isinstance(v, str) else str(v) for v in value) + ']"'
     return str(value)
 
 
@@ -250,6 +267,14 @@ def read(node: Node) -> NodeSettings:
         problems.append(f"device must be auto, cpu, cuda or cuda:N, got {raw['device']!r}")
     if raw["reference_camera"] >= max(count, 1):
         problems.append(f"reference_camera {raw['reference_camera']} is out of range for {count} camera(s)")
+    depth_topics = per_camera("scale.depth_topics")
+    if raw["scale.mode"] == "depth" and not any(depth_topics):
+        problems.append("scale.mode depth needs scale.depth_topics: set e.g. scale.depth_topics:=\"['/camera/aligned_depth_to_color/image_raw']\"")
+    if raw["scale.mode"] == "odometry" and not raw["scale.odometry_topic"]:
+        problems.append("scale.mode odometry needs scale.odometry_topic: set e.g. scale.odometry_topic:=/odom")
+    mount = list(raw["scale.camera_in_base"])
+    if len(mount) != 7 or not all(math.isfinite(v) for v in mount) or not 0.99 < math.sqrt(sum(v * v for v in mount[3:])) < 1.01:
+        problems.append(f"scale.camera_in_base must be 7 finite numbers x y z qx qy qz qw with a unit quaternion, got {mount}")
     if raw["window_size"] < count:
         problems.append(f"window_size ({raw['window_size']}) must be at least the number of cameras ({count})")
     try:
@@ -284,6 +309,11 @@ def read(node: Node) -> NodeSettings:
         output_reliability=raw["output_reliability"],
         scale_mode=raw["scale.mode"],
         scale_factor=raw["scale.factor"],
+        scale_depth_topics=depth_topics,
+        scale_max_stamp_gap=raw["scale.max_stamp_gap"],
+        scale_odometry_topic=raw["scale.odometry_topic"],
+        scale_camera_in_base=tuple(mount),
+        scale_min_baseline=raw["scale.min_baseline"],
         diagnostics_period=raw["diagnostics_period"],
         raw=raw,
     )
