@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: a random free-looking one)")
     parser.add_argument("--startup-timeout", type=float, default=120.0)
+    parser.add_argument("--scale", choices=("depth", "odometry", "relative"), default="depth",
+                        help="the node's scale source: the camera's sparse LiDAR-like depth, its odometry, or none")
     return parser.parse_args(argv)
 
 
@@ -54,6 +56,8 @@ class Monitor:
         self.gt_times: deque = deque(maxlen=200)
         self.latencies: deque = deque(maxlen=200)
         self.scores: list[tuple[float, float]] = []
+        self.metric: list[float] = []  # AbsRel of the published depth as it is, no scale fit
+        self.log_scales: list[float] = []  # log(exact / published) per output: its steps are the jitter
         self.last: dict[str, object] = {}
         self.engine: dict[str, str] = {}
         subs = [
@@ -100,6 +104,13 @@ class Monitor:
             return
         metrics = depth_metrics(depth, gt, valid)
         self.scores.append((metrics["abs_rel"], boundary_f1(np.nan_to_num(depth, nan=0.0), gt, np.isfinite(gt))))
+        self.metric.append(float(np.mean(np.abs(depth[valid] - gt[valid]) / gt[valid])))
+        self.log_scales.append(float(np.log(np.median(gt[valid] / depth[valid]))))
+
+    def jitter(self) -> float:
+        """Median |change of log(implied scale)| between consecutive outputs (0.01 = 1%)."""
+        steps = np.abs(np.diff(self.log_scales[-40:]))
+        return float(np.median(steps)) if steps.size else float("nan")
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
@@ -114,10 +125,13 @@ class Monitor:
     def line(self) -> str:
         abs_rel = np.mean([s[0] for s in self.scores[-20:]]) if self.scores else float("nan")
         f1 = np.mean([s[1] for s in self.scores[-20:]]) if self.scores else float("nan")
+        metric = np.mean(self.metric[-20:]) if self.metric else float("nan")
         latency = np.median(self.latencies) * 1000 if self.latencies else float("nan")
         return (f"camera {self.rate(self.gt_times):4.1f} Hz | depth out {self.rate(self.depth_times):4.1f} Hz | "
                 f"latency {latency:5.0f} ms | inference {float(self.engine.get('inference_time_s', 'nan')) * 1000:5.0f} ms | "
-                f"AbsRel {abs_rel:.3f} | boundary F1 {f1:.3f} | windows {self.engine.get('windows', '0')}")
+                f"AbsRel {abs_rel:.3f} | boundary F1 {f1:.3f} | metric AbsRel {metric:.3f} (no fit) | "
+                f"scale jitter {self.jitter():.4f} | scale {self.engine.get('scale_value', '?')} "
+                f"{self.engine.get('scale_status', '')} | windows {self.engine.get('windows', '0')}")
 
 
 def write_results(monitor: Monitor, out: Path) -> list[str]:
@@ -171,7 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     import rclpy
 
     try:
-        node_params = [f"image_topics:=['{CAMERA_NS}/image_raw']", f"device:={args.device}"]
+        from ..data.sensors import CAMERA_IN_BASE
+
+        node_params = [f"image_topics:=['{CAMERA_NS}/image_raw']", f"device:={args.device}", f"scale.mode:={args.scale}"]
+        if args.scale == "depth":
+            node_params.append(f"scale.depth_topics:=['{CAMERA_NS}/depth_sparse']")
+        elif args.scale == "odometry":
+            node_params += [f"scale.odometry_topic:={CAMERA_NS}/odom", f"scale.camera_in_base:={list(CAMERA_IN_BASE)}"]
         if args.checkpoint:  # rcl cannot parse an empty override ("checkpoint:="); unset = bundled model
             node_params.append(f"checkpoint:={args.checkpoint}")
         commands = [
@@ -198,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() > deadline:
                 print(f"moe3d-demo: no depth output within {args.startup_timeout:.0f} s", file=sys.stderr)
                 return 1
-        print("moe3d-demo: first depth received; live numbers (AbsRel and boundary F1 against the exact depth):", flush=True)
+        print(f"moe3d-demo: first depth received; scale from {args.scale}; live numbers against the exact depth "
+              "(AbsRel and boundary F1 after a scale fit; metric AbsRel as published; scale jitter between outputs):", flush=True)
         end = time.monotonic() + args.duration
         next_print = time.monotonic()
         while time.monotonic() < end:

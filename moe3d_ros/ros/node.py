@@ -450,8 +450,11 @@ class Moe3dNode(Node):
         depths = {(f.camera, f.stamp_ns): pred.depth[i] for i, f in enumerate(frames)}
         estimate = self.scale.update(depths, measurement)
         if estimate.status != self.last_scale.status and self.rate_limit.allow(f"scale:{estimate.status}"):
-            log = self.get_logger().info if estimate.status in ("ok", "relative", "fixed") else self.get_logger().warning
-            log(f"scale {estimate.status}: {estimate.scale:.4g} per model unit {estimate.reason}".rstrip())
+            text = f"scale {estimate.status}: {estimate.scale:.4g} per model unit {estimate.reason}".rstrip()
+            if estimate.status in ("ok", "relative", "fixed"):  # (rclpy wants one severity per call site)
+                self.get_logger().info(text)
+            else:
+                self.get_logger().warning(text)
         self.last_scale = estimate
         return estimate.scale
 
