@@ -65,6 +65,9 @@ def _start_fails(tmp_path, parameters: dict, *expected: str) -> None:
         ({"diagnostics_period": 0}, ["diagnostics_period must be >= 0.05"]),
         ({"stale_timeout": -5}, ["stale_timeout must be >= 0.01"]),
         ({"input_qos": "fast"}, ["input_qos must be one of auto, sensor_data, reliable"]),
+        ({"scale.mode": "depth"}, ["scale.mode depth needs scale.depth_topics"]),
+        ({"scale.mode": "odometry"}, ["scale.mode odometry needs scale.odometry_topic"]),
+        ({"scale.camera_in_base": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]}, ["scale.camera_in_base must be 7 finite numbers"]),
     ],
 )
 def test_bad_configuration_fails_at_start_up_naming_the_parameter(tmp_path, checkpoint, parameters, expected):
