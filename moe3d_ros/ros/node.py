@@ -340,19 +340,22 @@ class Moe3dNode(Node):
             camera = self.cameras[frame.camera]
             msg = frame.payload
             try:
-                if isinstance(msg, CompressedImage):
-                    with capture_stderr() as printed:
-                        rgb = compressed_to_rgb(msg)
-                    self._pass_on(printed)
-                else:
-                    rgb = image_to_rgb(msg)
+                rgb = self._decode_compressed(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
             except Rejected as exc:
-                self._pass_on(printed if isinstance(msg, CompressedImage) else [])
                 self._reject(camera, exc.reason, str(exc), time.monotonic())
                 continue
             frames.append(frame)
             images.append(rgb)
         return frames, images
+
+    def _decode_compressed(self, msg: CompressedImage) -> np.ndarray:
+        """Decode with the decoder's stderr caught (libpng and libjpeg print there from C)."""
+        printed: list[str] = []
+        try:
+            with capture_stderr() as printed:
+                return compressed_to_rgb(msg)
+        finally:
+            self._pass_on(printed)  # filled when the capture ends, before this runs
 
     def _pass_on(self, lines: list[str]) -> None:
         """Decoder messages become one rate-limited warning; other threads' lines go back to stderr."""
