@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import shared_file
+from parity_fixture import load_small_fixture
 from moe3d_ros.checkpoint import (
     CheckpointError,
     load_model,
@@ -45,8 +46,7 @@ def test_vggt_1b_keys_and_shapes_equal_the_published_list():
 
 @pytest.fixture(scope="module")
 def tiny_state():
-    fixture = torch.load(shared_file("fixtures/vggt_parity_tiny.pt"), weights_only=True)
-    return fixture["state_dict"]
+    return load_small_fixture()["state_dict"]
 
 
 def _tiny(heads=("camera", "depth")):

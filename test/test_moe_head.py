@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from conftest import shared_file
+from parity_fixture import load_small_fixture
 from moe3d_ros.checkpoint import CheckpointError, load_any, load_head_weights, load_vggt_weights, save_model
 from moe3d_ros.model import VGGT, MoEConfig, preset
 from moe3d_ros.model.cost import count_params_and_flops
@@ -18,7 +18,7 @@ IMAGES_CASE = "s2_140x182"
 
 @pytest.fixture(scope="module")
 def fixture():
-    return torch.load(shared_file("fixtures/vggt_parity_tiny.pt"), weights_only=True)
+    return load_small_fixture()
 
 
 @pytest.fixture(scope="module")
