@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 import torch
 
+from .encoder_cache import EncoderCache
 from .geometry import depth_to_world_points
 from .model import VGGT
 from .preprocess import ImageTransform, Mode, preprocess_images
@@ -53,6 +54,7 @@ class EngineConfig:
     precision: str = "auto"
     mode: Mode = "crop"
     heads: tuple[str, ...] = ("camera", "depth")
+    encoder_cache: int = 0  # frames whose encoder tokens are kept for later windows (0 = off)
 
 
 @dataclass
@@ -92,20 +94,27 @@ class InferenceEngine:
         self.dtype = resolve_precision(config.precision, self.device)
         self.model = model.to(self.device).eval()
         self.target = model.config.img_size
+        self.cache = EncoderCache(config.encoder_cache) if config.encoder_cache > 0 else None
 
     @property
     def description(self) -> str:
         return f"{self.device} {str(self.dtype).removeprefix('torch.')}"
 
     @torch.inference_mode()
-    def run(self, images: Sequence[np.ndarray]) -> Predictions:
-        """images: RGB uint8 HxWx3 (or grey HxW) arrays, one per frame, frame 0 the reference."""
+    def run(self, images: Sequence[np.ndarray], keys: Sequence[Hashable] | None = None) -> Predictions:
+        """images: RGB uint8 HxWx3 (or grey HxW) arrays, one per frame, frame 0 the reference.
+        `keys` name the frames (camera and stamp) for the encoder cache; without them (or with the
+        cache off) every frame is encoded."""
         timer = StageTimer(self.device)
         with timer.stage("preprocess"):
             batch, transforms = preprocess_images(images, self.config.mode, self.target, self.device)
         autocast = torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
         with autocast:
-            out = self.model(batch, heads=self.config.heads, timer=timer)
+            patches = None
+            if self.cache is not None and keys is not None:
+                with timer.stage("encoder"):
+                    patches = self.cache.patches(self.model, batch, keys, transforms)
+            out = self.model(batch, heads=self.config.heads, timer=timer, patches=patches)
         with timer.stage("to_host"):
             predictions = Predictions(
                 images=(batch * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy(),

@@ -48,13 +48,19 @@ class Aggregator(nn.Module):
         rest = special[:, 1:].expand(batch, frames - 1, -1, -1)
         return torch.cat([first, rest], dim=1).flatten(0, 1)  # [B*S, 1+R, C]
 
-    def forward(self, images: Tensor, keep_layers: tuple[int, ...]) -> dict[int, Tensor]:
-        """images: [B, S, 3, H, W] in [0, 1] -> {step: tokens [B, S, P, 2C]} for steps in keep_layers."""
-        batch, frames, _, height, width = images.shape
+    def encode(self, images: Tensor) -> Tensor:
+        """images: [B, S, 3, H, W] in [0, 1] -> the encoder's patch tokens [B*S, N, C]. The encoder
+        sees one frame at a time, so a frame's tokens do not depend on the rest of its window."""
         mean = images.new_tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
         std = images.new_tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
-        normalised = ((images - mean) / std).flatten(0, 1)
-        patches = self.patch_embed(normalised)  # [B*S, N, C]
+        return self.patch_embed(((images - mean) / std).flatten(0, 1))
+
+    def forward(self, images: Tensor, keep_layers: tuple[int, ...], patches: Tensor | None = None) -> dict[int, Tensor]:
+        """images: [B, S, 3, H, W] in [0, 1] -> {step: tokens [B, S, P, 2C]} for steps in keep_layers.
+        `patches` ([B*S, N, C], from `encode`) skips the encoder, e.g. for frames encoded before."""
+        batch, frames, _, height, width = images.shape
+        if patches is None:
+            patches = self.encode(images)  # [B*S, N, C]
         tokens = torch.cat([self._special_tokens(batch, frames).to(patches.dtype), patches], dim=1)
         per_frame = tokens.shape[1]
         dim = tokens.shape[-1]

@@ -63,17 +63,19 @@ class VGGT(nn.Module):
         return images
 
     def forward(
-        self, images: Tensor, heads: tuple[str, ...] = ("camera", "depth"), timer: StageTimer | None = None
+        self, images: Tensor, heads: tuple[str, ...] = ("camera", "depth"), timer: StageTimer | None = None,
+        patches: Tensor | None = None,
     ) -> VGGTOutput:
         """images: [S, 3, H, W] or [B, S, 3, H, W] in [0, 1]; runs only the requested heads.
 
-        `timer`, when given, receives the time of the aggregator and of each head.
+        `timer`, when given, receives the time of the aggregator and of each head. `patches`, the
+        encoder's tokens of these images (`aggregator.encode`), skips the encoder.
         """
         images = self.check_input(images, tuple(heads))
         timer = timer or StageTimer(images.device)
         image_hw = (images.shape[-2], images.shape[-1])
         with timer.stage("aggregator"):
-            tokens = self.aggregator(images, self.config.layers_for(tuple(heads)))
+            tokens = self.aggregator(images, self.config.layers_for(tuple(heads)), patches)
         patch_start = self.aggregator.patch_start_idx
         out = VGGTOutput()
         # Heads run in fp32 even under autocast, as in the reference: their outputs are exp()-activated.

@@ -219,7 +219,9 @@ class Moe3dNode(Node):
         model, description = load_for_inference(s.checkpoint, s.preset, s.moe_head, self.get_logger().warning)
         if model.config.depth_head == "moe":
             model.depth_head.fusion = s.fusion
-        engine = InferenceEngine(model, EngineConfig(device=s.device, precision=s.precision, mode=s.preprocess_mode))
+        cache = 2 * s.window_size if s.encoder_cache else 0
+        engine = InferenceEngine(model, EngineConfig(device=s.device, precision=s.precision, mode=s.preprocess_mode,
+                                                     encoder_cache=cache))
         return engine, description
 
     def _on_set_parameters(self, changes) -> object:
@@ -325,6 +327,8 @@ class Moe3dNode(Node):
         text = str(exc).splitlines()[0][:200] if str(exc) else ""
         if is_out_of_memory(exc):
             self.stats["oom"] += 1
+            if self.engine.cache is not None:
+                self.engine.cache.clear()
             self.last_engine_error = f"out of memory: {text}"
             if self.engine.device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -399,7 +403,7 @@ class Moe3dNode(Node):
         self.stats["last_sizes"] = sizes
         decode_s = time.perf_counter() - host_start
         self._maybe_inject_fault()
-        pred = self.engine.run(images)
+        pred = self.engine.run(images, keys=[(f.camera, f.stamp_ns) for f in frames])
         post_start = time.perf_counter()
         s = self.settings
         newest: dict[int, int] = {}
@@ -526,6 +530,8 @@ class Moe3dNode(Node):
             "idle_skips_no_subscriber": self.stats["idle_skips"], "errors": self.stats["errors"], "out_of_memory": self.stats["oom"],
             "last_error": self.last_engine_error, "decoder_messages": self.stats["decoder_messages"],
             "withheld_invalid_outputs": self.stats["invalid_outputs"],
+            "encoder_cache_hits": self.engine.cache.hits if self.engine.cache else "off",
+            "encoder_cache_misses": self.engine.cache.misses if self.engine.cache else "off",
             "inference_time_s": f"{self.stats['inference_s']:.4f}", "host_time_s": f"{self.stats['host_s']:.4f}",
             "stamp_to_publish_latency_s": f"{self.stats['latency_s']:.4f}",
             "scale": s.scale_mode if s.scale_mode != "relative" else "relative (up to scale)",

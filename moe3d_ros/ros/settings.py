@@ -63,6 +63,9 @@ SPECS: dict[str, ParamSpec] = {
     "device": ParamSpec("auto", _T.PARAMETER_STRING, "auto (CUDA when present), cpu, cuda or cuda:N"),
     "precision": ParamSpec("auto", _T.PARAMETER_STRING, "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16",
                            choices=("auto", "fp32", "bf16", "fp16")),
+    "encoder_cache": ParamSpec(True, _T.PARAMETER_BOOL,
+                               "Reuse each keyframe's encoder tokens in later windows (exact: the encoder sees one frame "
+                               "at a time); keeps the tokens of up to 2 x window_size frames on the device"),
     "preprocess_mode": ParamSpec("crop", _T.PARAMETER_STRING, "crop or pad, as the reference preprocessing", choices=("crop", "pad")),
     "fusion": ParamSpec("winner", _T.PARAMETER_STRING, "MoE fusion: winner (sharp) or mean", read_only=False,
                         choices=("winner", "mean")),
@@ -123,6 +126,7 @@ class NodeSettings:
     moe_head: str
     device: str
     precision: str
+    encoder_cache: bool
     preprocess_mode: str
     fusion: str
     filter: FilterConfig
@@ -301,6 +305,7 @@ def read(node: Node) -> NodeSettings:
         moe_head=raw["moe_head"],
         device=raw["device"],
         precision=raw["precision"],
+        encoder_cache=raw["encoder_cache"],
         preprocess_mode=raw["preprocess_mode"],
         fusion=raw["fusion"],
         filter=filter_cfg,
