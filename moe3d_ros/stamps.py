@@ -34,6 +34,7 @@ def stamp_to_ns(sec: int, nanosec: int) -> int:
 class _Candidate:
     offset_ns: int
     first_receive_ns: int
+    last_stamp_ns: int
     frames: int = 1
 
 
@@ -67,21 +68,26 @@ class StampGuard:
             # The receive clock moved back with the stamps (a replayed bag looping, a simulator
             # reset): the offset holds but the window would call every later frame out of order.
             went_back = stamp_ns < self._last_stamp_ns - self.max_jump_ns
-            self._adopt(offset, stamp_ns if went_back else max(self._last_stamp_ns, stamp_ns))
             if went_back:
+                self._adopt(offset, stamp_ns)
                 self.resyncs += 1
                 return "resync"
+            if stamp_ns > self._last_stamp_ns:  # only newer frames move the reference: repeats of old
+                self._adopt(offset, stamp_ns)    # stamps must not walk it away step by step
             return "ok"
         candidate = self._candidate
-        if candidate is not None and abs(offset - candidate.offset_ns) <= self.max_jump_ns:
+        # A new clock runs: its frames keep one offset and advance. A stamp sent again and again
+        # (its offset drifts) or scattered bad stamps never make one.
+        if (candidate is not None and abs(offset - candidate.offset_ns) <= self.max_jump_ns
+                and stamp_ns > candidate.last_stamp_ns):
             candidate.frames += 1
-            candidate.offset_ns = offset
+            candidate.last_stamp_ns = stamp_ns
             if candidate.frames >= 2 and receive_ns - candidate.first_receive_ns >= self.resync_after_ns:
                 self._adopt(offset, stamp_ns)
                 self.resyncs += 1
                 return "resync"
         else:
-            self._candidate = _Candidate(offset, receive_ns)
+            self._candidate = _Candidate(offset, receive_ns, stamp_ns)
         raise Rejected("stamp_jump", f"stamp {stamp_ns / NS:.3f} s jumps {jump / NS:+.3f} s from the camera's "
                                      f"recent stamps relative to their receive time")
 

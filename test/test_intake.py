@@ -233,3 +233,17 @@ def test_decoder_messages_on_stderr_are_caught():
         decoded = cv2.imdecode(np.frombuffer(png[: len(png) // 2], np.uint8), cv2.IMREAD_COLOR)  # no pre-check here
     assert decoded is None
     assert any("PNG" in line for line in lines), lines  # libpng or OpenCV, depending on the build
+
+
+def test_repeated_old_stamps_do_not_walk_the_reference_away():
+    """A driver re-sending an old frame for seconds: each repeat is within the tolerance of the
+    last, but only newer frames may move the reference, so fresh frames still pass."""
+    guard = StampGuard(max_jump_s=1.0)
+    _camera(guard, 0, 5, 10)
+    old = int(1000.2 * NS)
+    for i in range(40):  # 4 s of repeats of a stamp 0.2 s old: passed on to the window, later rejected as stale
+        try:
+            guard.check(old, int((1000.5 + 0.1 * i) * NS))
+        except Rejected:
+            pass
+    assert guard.check(int(1004.6 * NS), int(1004.6 * NS)) == "ok"
