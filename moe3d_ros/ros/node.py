@@ -181,7 +181,7 @@ class Moe3dNode(Node):
             if camera.depths is not None:
                 self.inputs.append(InputSubscription(self, Image, s.scale_depth_topics[index],
                                                      lambda m, i=index: self._on_depth(i, m), s.input_qos, log))
-        if self.odometry is not None:  # odometry is small and frequent: keep a short queue, reliable when offered
+        if self.odometry is not None:  # depth 1 like every input: the track interpolates between the samples it gets
             self.inputs.append(InputSubscription(self, Odometry, s.scale_odometry_topic, self._on_odometry, s.input_qos, log))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.stats = {"windows": 0, "idle_skips": 0, "errors": 0, "oom": 0, "inference_s": 0.0, "latency_s": 0.0,
