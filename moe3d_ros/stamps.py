@@ -6,7 +6,9 @@ from frame to frame (a slow drift, such as a bag replayed faster than real time,
 rejects a frame whose offset jumps by more than `max_jump` from the last accepted one: a single
 frame stamped in 2038 or in 1970 never becomes the camera's reference stamp. When the camera's
 clock really was reset, its frames keep arriving at one new offset; after `resync_after` seconds
-of that the guard adopts it and tells the caller to forget the camera's old frames.
+of that the guard adopts it and tells the caller to forget the camera's old frames. A stamp that
+agrees with the receive clock itself (a synchronised camera) is always accepted, so a stale or
+bogus first frame cannot block the fresh frames that follow.
 """
 from __future__ import annotations
 
@@ -75,11 +77,21 @@ class StampGuard:
             if stamp_ns > self._last_stamp_ns:  # only newer frames move the reference: repeats of old
                 self._adopt(offset, stamp_ns)    # stamps must not walk it away step by step
             return "ok"
+        if abs(offset) <= self.max_jump_ns:
+            # The stamp agrees with the receive clock (a synchronised camera): plausible whatever came
+            # before, e.g. when the first frame to arrive was a stale one or stamped in the future.
+            went_back = stamp_ns < self._last_stamp_ns
+            self._adopt(offset, stamp_ns)
+            if went_back:
+                self.resyncs += 1
+                return "resync"
+            return "ok"
         candidate = self._candidate
         # A new clock runs: its frames keep one offset and advance. A stamp sent again and again
-        # (its offset drifts) or scattered bad stamps never make one.
-        if (candidate is not None and abs(offset - candidate.offset_ns) <= self.max_jump_ns
-                and stamp_ns > candidate.last_stamp_ns):
+        # (its offset drifts) or scattered bad stamps never make one; a repeat leaves it as it is.
+        if candidate is not None and stamp_ns <= candidate.last_stamp_ns:
+            pass
+        elif candidate is not None and abs(offset - candidate.offset_ns) <= self.max_jump_ns:
             candidate.frames += 1
             candidate.last_stamp_ns = stamp_ns
             if candidate.frames >= 2 and receive_ns - candidate.first_receive_ns >= self.resync_after_ns:

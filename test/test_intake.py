@@ -247,3 +247,26 @@ def test_repeated_old_stamps_do_not_walk_the_reference_away():
         except Rejected:
             pass
     assert guard.check(int(1004.6 * NS), int(1004.6 * NS)) == "ok"
+
+
+def test_a_stale_first_frame_does_not_block_the_fresh_ones_that_follow():
+    """The first frame to arrive was a repeat sent 5 s late; fresh frames, even sparse and mixed
+    with more repeats, re-synchronise the camera."""
+    guard = StampGuard(max_jump_s=1.0)
+    stale = int(995.0 * NS)
+    assert guard.check(stale, int(1000.0 * NS)) == "ok"
+    verdicts = []
+    for i, receive in enumerate([1001.0, 1001.5, 1003.0, 1003.2]):
+        for stamp in (int(receive * NS), stale):  # a fresh frame, then the stale one again
+            try:
+                verdicts.append(guard.check(stamp, int(receive * NS)))
+            except Rejected as exc:
+                verdicts.append(exc.reason)
+    assert verdicts[0::2] == ["ok"] * 4 and set(verdicts[1::2]) == {"stamp_jump"}  # fresh frames pass at once
+
+
+def test_a_first_frame_from_2038_does_not_block_a_synchronised_camera():
+    guard = StampGuard(max_jump_s=1.0)
+    assert guard.check(2145916800 * NS, int(1000.0 * NS)) == "ok"  # nothing to compare the first frame with
+    assert guard.check(int(1000.1 * NS), int(1000.1 * NS)) == "resync"  # agrees with the receive clock
+    assert _camera(guard, 0.2, 5, 10) == ["ok"] * 5
