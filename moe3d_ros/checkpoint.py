@@ -196,6 +196,7 @@ def load_vggt_weights(model: VGGT, path: str | Path) -> LoadReport:
     if not from_dpt:
         report = match_state_dict(expected, state, str(path), model.config.heads)
         model.load_state_dict(state, strict=True, assign=_on_meta(model))
+        model.aggregator.reset_constants()  # not in the file (non-persistent): still on meta after assign
         return report
     dpt_state = {k[len(DEPTH_PREFIX) :]: state.pop(k) for k in list(state) if k.startswith(DEPTH_PREFIX)}
     with torch.device("meta"):
@@ -204,6 +205,7 @@ def load_vggt_weights(model: VGGT, path: str | Path) -> LoadReport:
     rest = {k: v for k, v in expected.items() if not k.startswith(DEPTH_PREFIX)}
     report = match_state_dict(rest, state, str(path), model.config.heads)
     model.load_state_dict(state, strict=False, assign=_on_meta(model))
+    model.aggregator.reset_constants()
     if any(p.is_meta for p in moe_head.parameters()):
         moe_head.to_empty(device="cpu")
         moe_head.gate.reset_parameters()

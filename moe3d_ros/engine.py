@@ -6,15 +6,17 @@ each stage so callers (the node, the CLI, benchmarks) report where the time goes
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Hashable, Sequence
 
 import numpy as np
 import torch
 
+from .cuda_graph import GraphedForward
 from .encoder_cache import EncoderCache
 from .geometry import depth_to_world_points
-from .model import VGGT
+from .model import VGGT, VGGTOutput
 from .preprocess import ImageTransform, Mode, preprocess_images
 from .timing import StageTimer
 
@@ -55,6 +57,22 @@ class EngineConfig:
     mode: Mode = "crop"
     heads: tuple[str, ...] = ("camera", "depth")
     encoder_cache: int = 0  # frames whose encoder tokens are kept for later windows (0 = off)
+    compile: bool = False  # torch.compile the forward (each window shape compiles once: warm_up)
+    cuda_graph: bool = False  # capture the forward in a CUDA graph per window shape and replay it (CUDA only)
+    device_preprocess: bool = True  # upload uint8 and resize on the model's device (else on the CPU)
+    keep_on_device: bool = False  # also return the window on the device (Predictions.on_device) for device post-processing
+
+
+@dataclass
+class DeviceWindow:
+    """A window's predictions still on the model's device, for post-processing there."""
+
+    images: torch.Tensor  # [S, H, W, 3] uint8, the model's input
+    depth: torch.Tensor  # [S, H, W] float32
+    depth_conf: torch.Tensor  # [S, H, W] float32
+    winner: torch.Tensor | None = None  # [S, H, W] uint8
+    gate_entropy: torch.Tensor | None = None  # [S, H, W] float32
+    expert_spread: torch.Tensor | None = None  # [S, H, W] float32
 
 
 @dataclass
@@ -73,6 +91,7 @@ class Predictions:
     gate_entropy: np.ndarray | None = None  # [S, H, W] float32, nats
     expert_spread: np.ndarray | None = None  # [S, H, W] float32, max / min expert depth - 1
     num_experts: int = 0
+    on_device: DeviceWindow | None = None  # with EngineConfig.keep_on_device; valid until the next run
 
     def world_points(self) -> np.ndarray:
         """[S, H, W, 3] points in frame 0's camera frame, from depth and predicted cameras."""
@@ -95,10 +114,44 @@ class InferenceEngine:
         self.model = model.to(self.device).eval()
         self.target = model.config.img_size
         self.cache = EncoderCache(config.encoder_cache) if config.encoder_cache > 0 else None
+        self.notes: list[str] = []  # speed options that could not be used here, one line each
+        self._fast = self._fast_forward()
+
+    def _fast_forward(self):
+        """The compiled and/or graph-captured forward, or None for the plain (timed per stage) one."""
+        forward = self._forward
+        if self.config.compile:
+            forward = torch.compile(forward, dynamic=False)
+        if self.config.cuda_graph:
+            if self.device.type == "cuda":
+                return GraphedForward(forward)
+            self._note(f"cuda_graph needs a CUDA device; running on {self.device} without CUDA graphs")
+        return forward if self.config.compile else None
+
+    def _note(self, line: str) -> None:
+        LOG.warning(line)
+        self.notes.append(line)
+
+    def _forward(self, images: torch.Tensor, patches: torch.Tensor | None) -> VGGTOutput:
+        """The forward without host synchronisation (no stage timer), as compiled or captured."""
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32, cache_enabled=False):
+            return self.model(images, heads=self.config.heads, patches=patches)
 
     @property
     def description(self) -> str:
-        return f"{self.device} {str(self.dtype).removeprefix('torch.')}"
+        options = [name for name, on in (("compiled", self.config.compile),
+                                          ("CUDA graphs", isinstance(self._fast, GraphedForward))) if on]
+        return f"{self.device} {str(self.dtype).removeprefix('torch.')}" + (f" ({', '.join(options)})" if options else "")
+
+    def release(self) -> None:
+        """Free what the engine holds on the device (encoder tokens, captured graphs), e.g. after an
+        out-of-memory error; both are rebuilt on demand."""
+        if self.cache is not None:
+            self.cache.clear()
+        if isinstance(self._fast, GraphedForward):
+            self._fast.clear()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     @torch.inference_mode()
     def run(self, images: Sequence[np.ndarray], keys: Sequence[Hashable] | None = None) -> Predictions:
@@ -107,33 +160,60 @@ class InferenceEngine:
         cache off) every frame is encoded."""
         timer = StageTimer(self.device)
         with timer.stage("preprocess"):
-            batch, transforms = preprocess_images(images, self.config.mode, self.target, self.device)
+            where = self.device if self.config.device_preprocess else torch.device("cpu")
+            batch, transforms = preprocess_images(images, self.config.mode, self.target, where)
+            batch = batch.to(self.device)
         autocast = torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
-        with autocast:
-            patches = None
-            if self.cache is not None and keys is not None:
-                with timer.stage("encoder"):
-                    patches = self.cache.patches(self.model, batch, keys, transforms)
-            out = self.model(batch, heads=self.config.heads, timer=timer, patches=patches)
+        patches = None
+        if self.cache is not None and keys is not None:
+            with timer.stage("encoder"), autocast:
+                patches = self.cache.patches(self.model, batch, keys, transforms)
+        if self._fast is not None:
+            with timer.stage("forward"):
+                out = self._fast(batch, patches)
+        else:
+            with autocast:
+                out = self.model(batch, heads=self.config.heads, timer=timer, patches=patches)
         with timer.stage("to_host"):
-            predictions = Predictions(
-                images=(batch * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy(),
-                depth=out.depth[0].float().cpu().numpy(),
-                depth_conf=out.depth_conf[0].float().cpu().numpy(),
-                extrinsics=None if out.extrinsics is None else out.extrinsics[0].float().cpu().numpy(),
-                intrinsics=None if out.intrinsics is None else out.intrinsics[0].float().cpu().numpy(),
-                transforms=transforms,
-            )
-            if out.mixture is not None:
-                predictions.winner = out.mixture.winner[0].to(torch.uint8).cpu().numpy()
-                predictions.gate_entropy = out.mixture.entropy[0].float().cpu().numpy()
-                experts = out.mixture.expert_depth[0].float()  # [S, K, H, W]
-                predictions.expert_spread = (experts.amax(dim=1) / experts.amin(dim=1) - 1).cpu().numpy()
-                predictions.num_experts = out.mixture.gate_logits.shape[2]
+            predictions = self._to_host(batch, out, transforms)
         predictions.timings = dict(timer.seconds)
         return predictions
 
-    def warm_up(self, frames: int = 1, hw: tuple[int, int] = (480, 640)) -> float:
-        """Run once on a blank window (kernel selection, allocator growth); returns seconds."""
-        blank = [np.zeros((*hw, 3), np.uint8)] * frames
-        return sum(self.run(blank).timings.values())
+    def _to_host(self, batch: torch.Tensor, out: VGGTOutput, transforms: list[ImageTransform]) -> Predictions:
+        window = DeviceWindow(
+            images=(batch * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous(),
+            depth=out.depth[0].float(), depth_conf=out.depth_conf[0].float(),
+        )
+        if out.mixture is not None:
+            window.winner = out.mixture.winner[0].to(torch.uint8)
+            window.gate_entropy = out.mixture.entropy[0].float()
+            experts = out.mixture.expert_depth[0].float()  # [S, K, H, W]
+            window.expert_spread = experts.amax(dim=1) / experts.amin(dim=1) - 1
+        if self.config.keep_on_device:  # graph outputs are overwritten by the next replay: keep copies
+            window.depth, window.depth_conf = window.depth.clone(), window.depth_conf.clone()
+        predictions = Predictions(
+            images=window.images.cpu().numpy(),
+            depth=window.depth.cpu().numpy(),
+            depth_conf=window.depth_conf.cpu().numpy(),
+            extrinsics=None if out.extrinsics is None else out.extrinsics[0].float().cpu().numpy(),
+            intrinsics=None if out.intrinsics is None else out.intrinsics[0].float().cpu().numpy(),
+            transforms=transforms,
+            on_device=window if self.config.keep_on_device else None,
+        )
+        if window.winner is not None:
+            predictions.winner = window.winner.cpu().numpy()
+            predictions.gate_entropy = window.gate_entropy.cpu().numpy()
+            predictions.expert_spread = window.expert_spread.cpu().numpy()
+            predictions.num_experts = out.mixture.gate_logits.shape[2]
+        return predictions
+
+    def warm_up(self, frame_counts: Sequence[int] = (1,), hw: tuple[int, int] = (480, 640)) -> float:
+        """Run each window size once on blank images (compilation, graph capture, kernel selection,
+        allocator growth), through the encoder cache as windows will; returns seconds."""
+        start = time.perf_counter()
+        for count in frame_counts:
+            blank = [np.zeros((*hw, 3), np.uint8)] * count
+            self.run(blank, keys=[("warm-up", count, i) for i in range(count)])
+        if self.cache is not None:
+            self.cache.clear()
+        return time.perf_counter() - start

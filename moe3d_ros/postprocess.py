@@ -52,18 +52,25 @@ class CameraProduct:
     filter_counts: dict[str, int]
 
 
-def camera_product(
-    pred: Predictions, frame: int, cfg: FilterConfig, scale: float, source_intrinsics: np.ndarray | None = None
-) -> CameraProduct:
-    """Depth, confidence, gating and intrinsics of window frame `frame`, cut to its content."""
+def product_intrinsics(pred: Predictions, frame: int, source_intrinsics: np.ndarray | None) -> np.ndarray:
+    """3x3 K of frame `frame`'s depth product (its content box): the camera's own K mapped
+    through the preprocessing when known, else the model's prediction."""
     transform = pred.transforms[frame]
-    top, bottom, left, right = transform.content_box()
-    box = (slice(top, bottom), slice(left, right))
+    top, _, left, _ = transform.content_box()
     if source_intrinsics is not None:
         model_k = transform.intrinsics_to_model(torch.from_numpy(np.asarray(source_intrinsics, dtype=np.float64)))
     else:
         model_k = torch.from_numpy(pred.intrinsics[frame].astype(np.float64))
-    intrinsics = shift_intrinsics(model_k, -left, -top).numpy()
+    return shift_intrinsics(model_k, -left, -top).numpy()
+
+
+def camera_product(
+    pred: Predictions, frame: int, cfg: FilterConfig, scale: float, source_intrinsics: np.ndarray | None = None
+) -> CameraProduct:
+    """Depth, confidence, gating and intrinsics of window frame `frame`, cut to its content."""
+    top, bottom, left, right = pred.transforms[frame].content_box()
+    box = (slice(top, bottom), slice(left, right))
+    intrinsics = product_intrinsics(pred, frame, source_intrinsics)
     depth = pred.depth[frame][box] * np.float32(scale)
     confidence = pred.depth_conf[frame][box]
     entropy = pred.gate_entropy[frame][box] if pred.gate_entropy is not None else None

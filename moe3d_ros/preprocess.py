@@ -60,6 +60,12 @@ class ImageTransform:
         sx, sy = self.scale_xy
         return (u + 0.5) * sx - 0.5 + self.offset_xy[0], (v + 0.5) * sy - 0.5 + self.offset_xy[1]
 
+    @property
+    def content_hw(self) -> tuple[int, int]:
+        """Size of the image content in the model's grid (the depth products' size)."""
+        top, bottom, left, right = self.content_box()
+        return bottom - top, right - left
+
     def content_box(self) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) model rows/cols (end exclusive) that hold image content, not padding."""
         top, left = max(self.offset_xy[1], 0), max(self.offset_xy[0], 0)

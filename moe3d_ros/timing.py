@@ -9,14 +9,22 @@ import torch
 
 
 class StageTimer:
-    """Accumulates seconds per named stage; `device` decides whether CUDA must be synchronised."""
+    """Accumulates seconds per named stage; `device` decides whether CUDA must be synchronised.
 
-    def __init__(self, device: torch.device | str = "cpu") -> None:
-        self.sync = torch.device(device).type == "cuda"
+    `enabled=False` records nothing and never synchronises: a forward captured in a CUDA graph
+    must not touch the host.
+    """
+
+    def __init__(self, device: torch.device | str = "cpu", enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.sync = enabled and torch.device(device).type == "cuda"
         self.seconds: dict[str, float] = {}
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
         if self.sync:
             torch.cuda.synchronize()
         start = time.perf_counter()

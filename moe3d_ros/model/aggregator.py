@@ -31,11 +31,19 @@ class Aggregator(nn.Module):
         self.camera_token = nn.Parameter(torch.zeros(1, 2, 1, dim))
         self.register_token = nn.Parameter(torch.zeros(1, 2, agg.num_register_tokens, dim))
         self.patch_start_idx = 1 + agg.num_register_tokens
+        self.reset_constants()
         spec = BlockSpec(dim, agg.num_heads, agg.mlp_ratio, agg.layerscale_init, qk_norm=True)
         self.frame_blocks = nn.ModuleList(Block(spec) for _ in range(agg.depth))
         self.global_blocks = nn.ModuleList(Block(spec) for _ in range(agg.depth))
         # Training option: recompute block activations in the backward pass instead of storing them.
         self.gradient_checkpointing = False
+
+    def reset_constants(self) -> None:
+        """Normalisation constants as buffers that move with the model: built once, not from Python
+        lists per call (which a CUDA graph cannot capture); not saved in checkpoints."""
+        device = self.camera_token.device if not self.camera_token.is_meta else "cpu"
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN, device=device).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD, device=device).view(1, 1, 3, 1, 1), persistent=False)
 
     def _run(self, block: Block, tokens: Tensor, rope: RotaryTables) -> Tensor:
         if self.gradient_checkpointing and torch.is_grad_enabled():
@@ -51,9 +59,8 @@ class Aggregator(nn.Module):
     def encode(self, images: Tensor) -> Tensor:
         """images: [B, S, 3, H, W] in [0, 1] -> the encoder's patch tokens [B*S, N, C]. The encoder
         sees one frame at a time, so a frame's tokens do not depend on the rest of its window."""
-        mean = images.new_tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
-        std = images.new_tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
-        return self.patch_embed(((images - mean) / std).flatten(0, 1))
+        normalised = (images - self.pixel_mean.to(images.dtype)) / self.pixel_std.to(images.dtype)
+        return self.patch_embed(normalised.flatten(0, 1))
 
     def forward(self, images: Tensor, keep_layers: tuple[int, ...], patches: Tensor | None = None) -> dict[int, Tensor]:
         """images: [B, S, 3, H, W] in [0, 1] -> {step: tokens [B, S, P, 2C]} for steps in keep_layers.

@@ -72,7 +72,7 @@ class VGGT(nn.Module):
         encoder's tokens of these images (`aggregator.encode`), skips the encoder.
         """
         images = self.check_input(images, tuple(heads))
-        timer = timer or StageTimer(images.device)
+        timer = timer or StageTimer(images.device, enabled=False)  # no host synchronisation unless timed
         image_hw = (images.shape[-2], images.shape[-1])
         with timer.stage("aggregator"):
             tokens = self.aggregator(images, self.config.layers_for(tuple(heads)), patches)

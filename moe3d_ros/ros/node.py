@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import queue
 import re
 import threading
 import time
@@ -26,10 +27,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from ..checkpoint import load_for_inference
-from ..engine import EngineConfig, InferenceEngine
+from ..device_postprocess import device_outputs
+from ..engine import EngineConfig, InferenceEngine, Predictions
 from ..health import ERROR, OK, WARN, CameraHealth
 from ..intake import Rejected, check_frame_id, shorten
-from ..postprocess import camera_poses, camera_product, fused_cloud, gating_colors
+from ..postprocess import CameraProduct, camera_poses, camera_product, fused_cloud, gating_colors, product_intrinsics
 from ..scale import (
     OdometryTrack,
     ScaleEstimate,
@@ -69,6 +71,16 @@ DEPTH_HISTORY = 16  # metric depth images kept per camera for the scale
 DECODER_LINE = re.compile(r"libpng|libjpeg|JPEG|PNG|imgcodecs|IDAT|IHDR|zlib", re.IGNORECASE)
 FAULT_ENV = "MOE3D_FAULT_INJECTION"  # test facility: "engine_oom:N" raises an OOM on the N-th engine call
 LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
+
+
+@dataclass
+class Outputs:
+    """What one window publishes, computed by the worker; messages are built from it."""
+
+    cameras: list[tuple[int, CameraProduct, Header]]  # camera index, its product, the image's header
+    reference: Header
+    poses: tuple[np.ndarray, np.ndarray] | None = None  # positions [S, 3], quaternions [S, 4]
+    cloud: np.ndarray | None = None  # CLOUD_DTYPE records
 
 
 class RateLimiter:
@@ -185,7 +197,8 @@ class Moe3dNode(Node):
             self.inputs.append(InputSubscription(self, Odometry, s.scale_odometry_topic, self._on_odometry, s.input_qos, log))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.stats = {"windows": 0, "idle_skips": 0, "errors": 0, "oom": 0, "inference_s": 0.0, "latency_s": 0.0,
-                      "host_s": 0.0, "window_s": 0.0, "last_sizes": (), "decoder_messages": 0, "invalid_outputs": 0}
+                      "host_s": 0.0, "window_s": 0.0, "last_sizes": (), "decoder_messages": 0, "invalid_outputs": 0,
+                      "warm_up_s": 0.0}
         self.last_engine_error = ""
         self.last_engine_error_time = -np.inf
         self._fault = os.environ.get(FAULT_ENV, "")
@@ -193,6 +206,10 @@ class Moe3dNode(Node):
         self.create_timer(QOS_CHECK_PERIOD_S, self._update_input_qos)
         self._publish_lock = threading.Lock()
         self._running = True
+        self._outputs: queue.Queue[Outputs] = queue.Queue(maxsize=1)  # the worker waits while a window is published
+        self._publisher = threading.Thread(target=self._publish_loop, name="moe3d_publisher", daemon=True)
+        if s.pipeline:
+            self._publisher.start()
         self._worker = threading.Thread(target=self._work, name="moe3d_worker", daemon=True)
         self._worker.start()
         scale = {
@@ -220,9 +237,29 @@ class Moe3dNode(Node):
         if model.config.depth_head == "moe":
             model.depth_head.fusion = s.fusion
         cache = 2 * s.window_size if s.encoder_cache else 0
-        engine = InferenceEngine(model, EngineConfig(device=s.device, precision=s.precision, mode=s.preprocess_mode,
-                                                     encoder_cache=cache))
+        engine = InferenceEngine(model, EngineConfig(
+            device=s.device, precision=s.precision, mode=s.preprocess_mode, encoder_cache=cache, compile=s.compile,
+            cuda_graph=s.cuda_graph, device_preprocess=s.device_preprocess, keep_on_device=s.device_postprocess))
+        for note in engine.notes:
+            self.get_logger().warning(note)
         return engine, description
+
+    def _warm_up(self) -> None:
+        """Prepare every window size the node can run (compilation, graph capture, kernel choice)
+        before the first frame: on CUDA, or whenever the forward is compiled."""
+        s = self.settings
+        if not s.warm_up_image_size or not (s.compile or self.engine.device.type == "cuda"):
+            return
+        width, height = s.warm_up_image_size
+        sizes = list(range(len(self.cameras), s.window_size + 1))
+        self.get_logger().info(f"warming up for windows of {sizes[0]}..{sizes[-1]} frames at {width}x{height} ...")
+        try:
+            seconds = self.engine.warm_up(sizes, (height, width))
+        except Exception as exc:  # the node still serves: the first windows prepare themselves
+            self._engine_error(exc)
+            return
+        self.stats["warm_up_s"] = seconds
+        self.get_logger().info(f"warm-up done in {seconds:.1f} s")
 
     def _on_set_parameters(self, changes) -> object:
         result, merged = params.validate_change(self.settings, changes)
@@ -308,6 +345,7 @@ class Moe3dNode(Node):
 
     # -- worker --------------------------------------------------------------------------------
     def _work(self) -> None:
+        self._warm_up()
         while self._running:
             snapshot = self.window.take(timeout=0.2)
             if snapshot is None or not self._running:
@@ -327,11 +365,8 @@ class Moe3dNode(Node):
         text = str(exc).splitlines()[0][:200] if str(exc) else ""
         if is_out_of_memory(exc):
             self.stats["oom"] += 1
-            if self.engine.cache is not None:
-                self.engine.cache.clear()
+            self.engine.release()
             self.last_engine_error = f"out of memory: {text}"
-            if self.engine.device.type == "cuda":
-                torch.cuda.empty_cache()
         else:
             self.last_engine_error = f"{type(exc).__name__}: {text}"
         self.last_engine_error_time = time.monotonic()
@@ -405,37 +440,71 @@ class Moe3dNode(Node):
         self._maybe_inject_fault()
         pred = self.engine.run(images, keys=[(f.camera, f.stamp_ns) for f in frames])
         post_start = time.perf_counter()
-        s = self.settings
         newest: dict[int, int] = {}
         for index, frame in enumerate(frames):
             newest.setdefault(frame.camera, index)
         scale = self._update_scale(frames, pred, list(newest.values()))
-        products = []
+        published, intrinsics = [], []
         for camera_index, frame_index in newest.items():
             camera = self.cameras[camera_index]
-            frame = frames[frame_index]
-            k = self._intrinsics_for(camera, frame, images[frame_index].shape[:2])
-            product = camera_product(pred, frame_index, s.filter, scale, k)
-            if not np.isfinite(product.intrinsics).all():  # the model's own prediction: never published
+            k = self._intrinsics_for(camera, frames[frame_index], images[frame_index].shape[:2])
+            if not np.isfinite(product_intrinsics(pred, frame_index, k)).all():  # the model's own prediction: never published
                 self.stats["invalid_outputs"] += 1
                 if self.rate_limit.allow(f"{camera.name}:invalid_k"):
                     self.get_logger().error(f"{camera.name}: the model predicted non-finite intrinsics; its outputs are withheld")
                 continue
-            products.append(product)
-            if frame.stamp_ns != camera.last_published_ns:  # once per input stamp
-                self._publish_camera(camera_index, product, frame.payload.header)
-                camera.last_published_ns = frame.stamp_ns
-            camera.health.served()
-        reference = frames[0].payload.header
-        wanted = self.pubs.points.get_subscription_count() > 0 or self.pubs.poses.get_subscription_count() > 0
-        if products and wanted:
-            self._publish_shared(pred, products, reference, scale)
+            published.append(frame_index)
+            intrinsics.append(k)
+        outputs = self._outputs_of(pred, frames, published, intrinsics, scale) if published else None
+        for frame_index in newest.values():
+            self.cameras[frames[frame_index].camera].health.served()
+        if outputs is not None:
+            if self.settings.pipeline:
+                while self._running:  # waits while the previous window is still being published
+                    try:
+                        self._outputs.put(outputs, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+            else:
+                self._publish_outputs(outputs)
         self.stats["windows"] += 1
         self.stats["inference_s"] = sum(pred.timings.values())
         self.stats["host_s"] = decode_s + pred.timings.get("preprocess", 0.0) + time.perf_counter() - post_start
         self.stats["window_s"] = time.perf_counter() - window_start
         now_ns = self.get_clock().now().nanoseconds
         self.stats["latency_s"] = (now_ns - frames[0].stamp_ns) / 1e9
+
+    def _outputs_of(self, pred: Predictions, frames: list[StampedFrame], published: list[int],
+                    intrinsics: list[np.ndarray | None], scale: float) -> Outputs:
+        """Depth products of the published frames, and the cloud and poses when subscribed; a
+        camera's products go out once per input stamp."""
+        s = self.settings
+        want_poses = self.pubs.points.get_subscription_count() > 0 or self.pubs.poses.get_subscription_count() > 0
+        want_cloud = self.pubs.points.get_subscription_count() > 0
+        poses = camera_poses(pred, scale) if want_poses else None
+        if poses is not None and not (np.isfinite(poses[0]).all() and np.isfinite(poses[1]).all()):
+            self.stats["invalid_outputs"] += 1
+            if self.rate_limit.allow("invalid_poses"):
+                self.get_logger().error("the model predicted non-finite camera poses; no cloud or poses published")
+            poses, want_cloud = None, False
+        organized = s.organized and len({pred.transforms[i].content_hw for i in published}) == 1
+        cloud = None
+        if pred.on_device is not None:
+            products, cloud = device_outputs(pred, pred.on_device, published, s.filter, scale, intrinsics, want_cloud,
+                                             organized, s.decimation)
+        else:
+            products = [camera_product(pred, i, s.filter, scale, k) for i, k in zip(published, intrinsics)]
+            if want_cloud:
+                cloud = fused_cloud(pred, products, organized, s.decimation, scale)
+        outputs = Outputs([], frames[0].payload.header, poses, cloud)
+        for frame_index, product in zip(published, products):
+            frame = frames[frame_index]
+            camera = self.cameras[frame.camera]
+            if frame.stamp_ns != camera.last_published_ns:
+                outputs.cameras.append((frame.camera, product, frame.payload.header))
+                camera.last_published_ns = frame.stamp_ns
+        return outputs
 
     def _update_scale(self, frames: list[StampedFrame], pred, published: list[int]) -> float:
         """Metres (or the first window's units) per model unit for this window, from the tracker."""
@@ -465,19 +534,27 @@ class Moe3dNode(Node):
         self.last_scale = estimate
         return estimate.scale
 
-    def _publish_shared(self, pred, products, reference: Header, scale: float) -> None:
-        """The cloud and the poses, only from finite poses (no output carries inf or NaN poses)."""
-        positions, quaternions = camera_poses(pred, scale)
-        if not (np.isfinite(positions).all() and np.isfinite(quaternions).all()):
-            self.stats["invalid_outputs"] += 1
-            raise ValueError("the model predicted non-finite camera poses; no cloud or poses published")
-        s = self.settings
-        if self.pubs.points.get_subscription_count() > 0:
-            organized = s.organized and len({p.depth.shape for p in products}) == 1
-            self._publish(self.pubs.points, cloud_msg(fused_cloud(pred, products, organized, s.decimation, scale), reference))
-        if self.pubs.poses.get_subscription_count() > 0:
-            msg = PoseArray(header=reference)
-            for p, q in zip(positions, quaternions):
+    def _publish_loop(self) -> None:
+        """The pipeline's second thread: builds and publishes messages while the worker runs the next window."""
+        while self._running:
+            try:
+                outputs = self._outputs.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self._publish_outputs(outputs)
+            except Exception as exc:  # keep publishing later windows
+                if self._running and self.rate_limit.allow(f"publish:{type(exc).__name__}"):
+                    self.get_logger().error(f"publishing failed: {type(exc).__name__}: {shorten(str(exc), 200)}")
+
+    def _publish_outputs(self, outputs: Outputs) -> None:
+        for camera_index, product, header in outputs.cameras:
+            self._publish_camera(camera_index, product, header)
+        if outputs.cloud is not None:
+            self._publish(self.pubs.points, cloud_msg(outputs.cloud, outputs.reference))
+        if outputs.poses is not None and self.pubs.poses.get_subscription_count() > 0:
+            msg = PoseArray(header=outputs.reference)
+            for p, q in zip(*outputs.poses):
                 pose = Pose()
                 pose.position.x, pose.position.y, pose.position.z = (float(v) for v in p)
                 pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in q)
@@ -553,6 +630,8 @@ class Moe3dNode(Node):
             self._running = False
         self.window.close()
         self._worker.join(timeout=10.0)
+        if self._publisher.is_alive():
+            self._publisher.join(timeout=10.0)
         super().destroy_node()
 
 

@@ -66,6 +66,22 @@ SPECS: dict[str, ParamSpec] = {
     "encoder_cache": ParamSpec(True, _T.PARAMETER_BOOL,
                                "Reuse each keyframe's encoder tokens in later windows (exact: the encoder sees one frame "
                                "at a time); keeps the tokens of up to 2 x window_size frames on the device"),
+    "compile": ParamSpec(False, _T.PARAMETER_BOOL,
+                         "torch.compile the forward; every window size is compiled at start-up for warm_up.image_size "
+                         "(about a minute per size for vggt_1b on a GPU), the outputs match the plain forward"),
+    "cuda_graph": ParamSpec(False, _T.PARAMETER_BOOL,
+                            "Capture the forward in a CUDA graph per window size (at start-up for warm_up.image_size) "
+                            "and replay it; CUDA only (elsewhere a log line and the plain forward)"),
+    "device_preprocess": ParamSpec(True, _T.PARAMETER_BOOL, "Upload the 8-bit images and resize them on the model's device "
+                                   "(false: resize on the CPU, upload floats)"),
+    "device_postprocess": ParamSpec(True, _T.PARAMETER_BOOL,
+                                    "Filter, unproject, colour and pack the cloud on the model's device, one copy of the "
+                                    "final buffers to the host (false: the same on the host with NumPy)"),
+    "pipeline": ParamSpec(True, _T.PARAMETER_BOOL, "Build and publish a window's messages in a second thread while the "
+                          "next window runs on the device"),
+    "warm_up.image_size": ParamSpec([640, 480], _T.PARAMETER_INTEGER_ARRAY,
+                                    "Camera image width and height the forward is prepared for at start-up (compilation, "
+                                    "graph capture, kernel selection) for every window size; [0, 0] = no warm-up"),
     "preprocess_mode": ParamSpec("crop", _T.PARAMETER_STRING, "crop or pad, as the reference preprocessing", choices=("crop", "pad")),
     "fusion": ParamSpec("winner", _T.PARAMETER_STRING, "MoE fusion: winner (sharp) or mean", read_only=False,
                         choices=("winner", "mean")),
@@ -127,6 +143,12 @@ class NodeSettings:
     device: str
     precision: str
     encoder_cache: bool
+    compile: bool
+    cuda_graph: bool
+    device_preprocess: bool
+    device_postprocess: bool
+    pipeline: bool
+    warm_up_image_size: tuple[int, ...]
     preprocess_mode: str
     fusion: str
     filter: FilterConfig
@@ -152,6 +174,7 @@ _KIND_WORDS = {
     _T.PARAMETER_STRING: ("a string", "value"),
     _T.PARAMETER_STRING_ARRAY: ("a list of strings", "\"['/camera/image_raw']\""),
     _T.PARAMETER_DOUBLE_ARRAY: ("a list of numbers", "[0.0,0.0,0.0,0.0,0.0,0.0,1.0]"),
+    _T.PARAMETER_INTEGER_ARRAY: ("a list of integers", "[640,480]"),
 }
 ALWAYS_ALLOWED = ("use_sim_time", "start_type_description_service")
 
@@ -279,6 +302,9 @@ def read(node: Node) -> NodeSettings:
     mount = list(raw["scale.camera_in_base"])
     if len(mount) != 7 or not all(math.isfinite(v) for v in mount) or not 0.99 < math.sqrt(sum(v * v for v in mount[3:])) < 1.01:
         problems.append(f"scale.camera_in_base must be 7 finite numbers x y z qx qy qz qw with a unit quaternion, got {mount}")
+    warm_up = list(raw["warm_up.image_size"])
+    if warm_up != [0, 0] and (len(warm_up) != 2 or min(warm_up) < 1 or max(warm_up) > 16384):
+        problems.append(f"warm_up.image_size must be [width, height] in pixels (1..16384) or [0, 0] for no warm-up, got {warm_up}")
     if raw["window_size"] < count:
         problems.append(f"window_size ({raw['window_size']}) must be at least the number of cameras ({count})")
     try:
@@ -306,6 +332,12 @@ def read(node: Node) -> NodeSettings:
         device=raw["device"],
         precision=raw["precision"],
         encoder_cache=raw["encoder_cache"],
+        compile=raw["compile"],
+        cuda_graph=raw["cuda_graph"],
+        device_preprocess=raw["device_preprocess"],
+        device_postprocess=raw["device_postprocess"],
+        pipeline=raw["pipeline"],
+        warm_up_image_size=tuple(warm_up) if warm_up != [0, 0] else (),
         preprocess_mode=raw["preprocess_mode"],
         fusion=raw["fusion"],
         filter=filter_cfg,

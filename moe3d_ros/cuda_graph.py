@@ -1,0 +1,93 @@
+"""A forward captured in a CUDA graph per input shape, and replayed. No ROS here.
+
+A window of a given shape launches the same few thousand kernels every time; replaying them as
+one graph removes the per-kernel launch cost on the host. Each shape (frames, image size,
+encoder tokens given or not) is captured once, on first use or at warm-up, into one shared
+memory pool. Outputs live in the graph's static buffers: they are valid until the next call,
+so callers copy what they keep before running the next window (the engine does).
+"""
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Generic, Hashable, TypeVar
+
+import torch
+from torch import Tensor
+
+LOG = logging.getLogger(__name__)
+Output = TypeVar("Output")
+WARM_UP_RUNS = 2  # eager runs on a side stream before capture (kernel selection, lazy init)
+
+
+@dataclass
+class _Captured(Generic[Output]):
+    graph: torch.cuda.CUDAGraph
+    images: Tensor
+    patches: Tensor | None
+    output: Output
+
+
+class GraphedForward(Generic[Output]):
+    """Calls `forward(images, patches)` through a CUDA graph captured for each input shape.
+
+    `forward` must not synchronise with the host (no .item(), no timers that synchronise, no
+    tensors built from Python values on the device); the least recently used graph is
+    dropped beyond `max_graphs` shapes.
+    """
+
+    def __init__(self, forward: Callable[[Tensor, Tensor | None], Output], max_graphs: int = 8) -> None:
+        if not torch.cuda.is_available():
+            raise RuntimeError("CUDA graphs need a CUDA device")
+        self.forward = forward
+        self.max_graphs = max_graphs
+        self._pool = torch.cuda.graph_pool_handle()
+        self._graphs: OrderedDict[Hashable, _Captured[Output]] = OrderedDict()
+        self.captures = 0
+        self.replays = 0
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    @staticmethod
+    def _key(images: Tensor, patches: Tensor | None) -> Hashable:
+        patch_key = None if patches is None else (tuple(patches.shape), patches.dtype)
+        return tuple(images.shape), images.dtype, images.device, patch_key
+
+    def __call__(self, images: Tensor, patches: Tensor | None = None) -> Output:
+        key = self._key(images, patches)
+        captured = self._graphs.get(key)
+        if captured is None:
+            captured = self._capture(images, patches)
+            self._graphs[key] = captured
+            while len(self._graphs) > self.max_graphs:
+                self._graphs.popitem(last=False)
+        self._graphs.move_to_end(key)
+        captured.images.copy_(images)
+        if patches is not None:
+            captured.patches.copy_(patches)
+        captured.graph.replay()
+        self.replays += 1
+        return captured.output
+
+    def _capture(self, images: Tensor, patches: Tensor | None) -> _Captured[Output]:
+        static_images = images.clone()
+        static_patches = None if patches is None else patches.clone()
+        side = torch.cuda.Stream(device=images.device)
+        side.wait_stream(torch.cuda.current_stream(images.device))
+        with torch.cuda.stream(side):
+            for _ in range(WARM_UP_RUNS):
+                self.forward(static_images, static_patches)
+        torch.cuda.current_stream(images.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool):
+            output = self.forward(static_images, static_patches)
+        self.captures += 1
+        LOG.info("captured a CUDA graph for images %s%s", tuple(images.shape),
+                 "" if patches is None else f" with encoder tokens {tuple(patches.shape)}")
+        return _Captured(graph, static_images, static_patches, output)
+
+    def clear(self) -> None:
+        """Drop every graph (their memory returns to the pool), e.g. after an out-of-memory error."""
+        self._graphs.clear()
