@@ -4,13 +4,15 @@
 - forward, ours: VGGT with the DPT head and with the MoE head (random weights), camera + depth,
   for each window size in --frames; with --reference-repo also the reference implementation on the
   same weights with the same heads (camera + depth);
-- the node's whole path from 640x480 uint8 images: InferenceEngine.run, then camera_product for
-  each published frame and fused_cloud (the buffers the messages are built from), per stage, for
-  1 camera, 4 cameras, and 1 camera with window_size 4 (3 of its 4 frames seen before);
-- speed options: the encoder cache (sliding windows where 3 of 4 frames were seen before), and
-  torch.compile of the model with --compile (slow to compile on a CPU);
+- the node's whole path from 640x480 uint8 images to the buffers the messages are built from
+  (InferenceEngine.run, then the depth products of the newest frames and the fused cloud), per
+  stage, for 1 camera, 4 cameras, and 1 camera with window_size 4 (3 of its 4 frames seen before),
+  with the speed options switched on one after the other: preprocessing on the device,
+  post-processing on the device, the encoder cache, CUDA graphs, and with --compile torch.compile;
+  each row says how far its depth is from the plain path's and how long its first window took;
 - peak device memory on CUDA.
-Times are medians of --repeats runs after one warm-up, with CUDA events on a GPU.
+Times are medians of --repeats runs after one warm-up, with CUDA events on a GPU. Results are
+written after every section, so a run cut short keeps what it measured.
 
     python bench/bench_gpu.py [--preset vggt_1b] [--frames 1,4,8,16] [--reference-repo PATH] [--compile]
     python bench/bench_gpu.py --preset tiny --frames 1,2 --repeats 1 --device cpu   # seconds, for CI
@@ -77,6 +79,58 @@ def reference_forward(repo: Path, ours: torch.nn.Module, preset_name: str):
     return model
 
 
+NODE_CASES = {"1 camera": (1, 1), "4 cameras": (4, 4), "1 camera, window 4": (4, 1)}  # frames, new frames per window
+
+
+def option_sets(compile_too: bool) -> dict[str, dict]:
+    """Engine options measured, each row adding one to the row before; 'plain' is the unoptimised path."""
+    sets = {
+        "plain": dict(device_preprocess=False),
+        "+device preprocess": dict(),
+        "+device postprocess": dict(keep_on_device=True),
+        "+encoder cache": dict(keep_on_device=True, encoder_cache=8),
+        "+CUDA graph": dict(keep_on_device=True, encoder_cache=8, cuda_graph=True),
+    }
+    if compile_too:
+        sets["+compiled"] = dict(keep_on_device=True, encoder_cache=8, cuda_graph=True, compile=True)
+    return sets
+
+
+def node_path_row(engine, cameras: list[np.ndarray], count: int, new: int, repeats: int) -> dict:
+    """The node's path for windows of `count` frames of which `new` are new (the others were in
+    earlier windows: keyframes): the engine, then the depth products of the newest frames and the
+    fused cloud, on the host or (engine.config.keep_on_device) on the device with one copy."""
+    from moe3d_ros.device_postprocess import device_outputs
+    from moe3d_ros.filtering import FilterConfig
+    from moe3d_ros.postprocess import camera_product, fused_cloud
+
+    cfg = FilterConfig()
+    step = [0]
+
+    def window():
+        step[0] += 1
+        keys = [("new", step[0], i) for i in range(new)] + [("seen", i) for i in range(count - new)]
+        start = time.perf_counter()
+        pred = engine.run(cameras[:count], keys=keys)
+        post = time.perf_counter()
+        if pred.on_device is not None:
+            device_outputs(pred, pred.on_device, list(range(new)), cfg, 1.0, [None] * new, cloud=True)
+        else:
+            products = [camera_product(pred, i, cfg, 1.0) for i in range(new)]
+            fused_cloud(pred, products, organized=True)
+        return pred.timings, post - start, time.perf_counter() - post, pred.depth[0]
+
+    first_start = time.perf_counter()
+    window()  # compiles, captures, selects kernels
+    first_s = time.perf_counter() - first_start
+    samples = [window() for _ in range(max(repeats, 1))]
+    stages = {k: statistics.median(s[0].get(k, 0.0) for s in samples) for k in samples[0][0]}
+    stages["postprocess"] = statistics.median(s[2] for s in samples)
+    return {"engine_s": statistics.median(s[1] for s in samples), "postprocess_s": stages["postprocess"],
+            "total_s": statistics.median(s[1] + s[2] for s in samples), "first_window_s": first_s, "stages_s": stages,
+            "depth": samples[-1][3]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="vggt_1b")
@@ -85,13 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--reference-repo", type=Path, help="folder holding the reference `vggt` package (upstream a288dd0f)")
-    parser.add_argument("--compile", action="store_true", help="also measure torch.compile of the model")
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile (minutes per window shape)")
+    parser.add_argument("--options", default="", help="comma-separated option rows to measure (default: all); plain always runs")
     parser.add_argument("--out", type=Path, default=Path("out/bench_gpu"))
     args = parser.parse_args(argv)
     from moe3d_ros.engine import EngineConfig, InferenceEngine, resolve_device, resolve_precision
-    from moe3d_ros.filtering import FilterConfig
     from moe3d_ros.model import VGGT, MoEConfig, preset
-    from moe3d_ros.postprocess import camera_product, fused_cloud
 
     device = resolve_device(args.device)
     dtype = resolve_precision(args.precision, device)
@@ -99,19 +152,28 @@ def main(argv: list[str] | None = None) -> int:
     config = preset(args.preset)
     height = (round(config.img_size * 480 / 640 / config.patch_size) * config.patch_size)  # 640x480 cameras
     hw = (height, config.img_size)
-    models = {"DPT": VGGT(config).to(device).eval(), "MoE": VGGT(config.with_moe(MoEConfig())).to(device).eval()}
+    with device:  # random initialisation on the device: seconds instead of minutes for vggt_1b
+        models = {"DPT": VGGT(config).eval(), "MoE": VGGT(config.with_moe(MoEConfig())).eval()}
     models["MoE"].load_state_dict(models["DPT"].state_dict(), strict=False)  # the same backbone; the MoE head stays random
-    frames_list = [int(f) for f in args.frames.split(",")]
+    frames_list = [int(f) for f in args.frames.split(",") if f]
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     results: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
                      "precision": str(dtype).removeprefix("torch."), "preset": args.preset, "model_input": f"{hw[1]}x{hw[0]}",
-                     "forward": {}, "node_path": {}, "options": {}}
+                     "torch": torch.__version__, "forward": {}, "node_path": {}, "options": {}}
+
+    def save() -> None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "bench_gpu.json").write_text(json.dumps(results, indent=2, default=str))
+        (args.out / "bench_gpu.md").write_text(markdown(results))
 
     def forward(model, images):
         with torch.inference_mode(), autocast:
             return model(images, heads=("camera", "depth"))
 
-    reference = reference_forward(args.reference_repo, models["DPT"], args.preset).to(device).eval() if args.reference_repo else None
+    reference = None
+    if args.reference_repo:
+        with device:
+            reference = reference_forward(args.reference_repo, models["DPT"], args.preset).eval()
     for frames in frames_list:
         images = torch.rand(frames, 3, *hw, device=device)
         row = {}
@@ -124,50 +186,36 @@ def main(argv: list[str] | None = None) -> int:
                     return reference(images)
             row["reference_s"] = timed(run_reference, args.repeats, device)
             row["reference_peak_gib"] = peak_memory(run_reference, device)
+            with torch.inference_mode():
+                row["depth_max_rel_diff_vs_reference"] = float((forward(models["DPT"], images).depth.float()
+                                                                / run_reference()["depth"][..., 0].float() - 1).abs().max())
         results["forward"][frames] = row
         print(f"forward {frames} frames: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if v is not None), flush=True)
+        save()
+    del reference
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
     rng = np.random.default_rng(0)
     cameras = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(8)]
-    cfg = FilterConfig()
-    cases = {"1 camera": (1, 1), "4 cameras": (4, 4), "1 camera, window 4": (4, 1)}  # frames, new frames per window
-    for cache in (0, 8):
-        engine = InferenceEngine(models["MoE"], EngineConfig(device=str(device), precision=args.precision, encoder_cache=cache))
-        for case, (count, new) in cases.items():
-            step = [0]
-
-            def node_path():
-                step[0] += 1
-                # Each window's `new` frames are new, the others were in earlier windows (keyframes).
-                keys = [("new", step[0], i) for i in range(new)] + [("seen", i) for i in range(count - new)]
-                start = time.perf_counter()
-                pred = engine.run(cameras[:count], keys=keys)
-                post = time.perf_counter()
-                products = [camera_product(pred, i, cfg, 1.0) for i in range(new)]  # published: the newest frames
-                fused_cloud(pred, products, organized=True)
-                return pred.timings, post - start, time.perf_counter() - post
-
-            node_path()
-            samples = [node_path() for _ in range(max(args.repeats, 1))]
-            stages = {k: statistics.median(s[0].get(k, 0.0) for s in samples) for k in samples[0][0]}
-            row = {"case": case, "encoder_cache": bool(cache), "engine_s": statistics.median(s[1] for s in samples),
-                   "postprocess_s": statistics.median(s[2] for s in samples),
-                   "total_s": statistics.median(s[1] + s[2] for s in samples), "stages_s": stages}
-            results["node_path"][f"{case} | cache {'on' if cache else 'off'}"] = row
-            print(f"node path, {case}, encoder cache {'on' if cache else 'off'}: {row['total_s'] * 1000:.1f} ms", flush=True)
-    results["options"]["encoder_cache"] = "measured (node path, cache on / off)"
-    if args.compile:
-        compiled = torch.compile(models["DPT"])
-        images = torch.rand(frames_list[-1], 3, *hw, device=device)
-        start = time.perf_counter()
-        forward(compiled, images)
-        results["options"]["compile_warm_up_s"] = time.perf_counter() - start
-        results["options"]["compiled_forward_s"] = timed(lambda: forward(compiled, images), args.repeats, device)
-    for option in ("cuda_graph", "device_preprocess", "device_postprocess", "host_gpu_overlap"):
-        results["options"].setdefault(option, "not implemented yet")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_gpu.json").write_text(json.dumps(results, indent=2, default=str))
-    (args.out / "bench_gpu.md").write_text(markdown(results))
+    plain_depth = {}
+    wanted = {"plain", *args.options.split(",")} if args.options else None
+    for name, options in option_sets(args.compile).items():
+        if wanted is not None and name not in wanted:
+            continue
+        engine = InferenceEngine(models["MoE"], EngineConfig(device=str(device), precision=args.precision, **options))
+        for case, (count, new) in NODE_CASES.items():
+            row = node_path_row(engine, cameras, count, new, args.repeats)
+            depth = row.pop("depth")
+            plain_depth.setdefault(case, depth)
+            row.update(case=case, options=name, depth_max_rel_diff_vs_plain=float(np.nanmax(np.abs(depth / plain_depth[case] - 1))))
+            results["node_path"][f"{case} | {name}"] = row
+            stages = ", ".join(f"{k} {v * 1000:.1f}" for k, v in row["stages_s"].items())
+            print(f"node path, {case}, {name}: {row['total_s'] * 1000:.1f} ms ({stages}; first window {row['first_window_s']:.1f} s)",
+                  flush=True)
+        results["options"][name] = {"config": options, "notes": engine.notes}
+        del engine
+        save()
     print(markdown(results))
     return 0
 
@@ -182,11 +230,14 @@ def markdown(results: dict) -> str:
         lines.append(f"| {frames} | {row['ours_DPT_s'] * 1000:.1f} | {row['ours_MoE_s'] * 1000:.1f} | {row['ours_MoE_s'] / row['ours_DPT_s']:.3f} | "
                      f"{ref * 1000:.1f} | {ref / row['ours_DPT_s']:.2f}x | {peak} |" if ref else
                      f"| {frames} | {row['ours_DPT_s'] * 1000:.1f} | {row['ours_MoE_s'] * 1000:.1f} | {row['ours_MoE_s'] / row['ours_DPT_s']:.3f} | - | - | - |")
-    lines += ["", "| node path (MoE head) | encoder cache | engine [ms] | post-processing [ms] | total [ms] |", "|---|---|---:|---:|---:|"]
+    lines += ["", "| node path (MoE head), 640x480 | options | preprocess | engine [ms] | post-processing [ms] | total [ms] | "
+              "first window [s] | depth vs plain |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for row in results["node_path"].values():
-        lines.append(f"| {row['case']}, 640x480 | {'on' if row['encoder_cache'] else 'off'} | "
-                     f"{row['engine_s'] * 1000:.1f} | {row['postprocess_s'] * 1000:.1f} | {row['total_s'] * 1000:.1f} |")
-    lines += ["", "Speed options: " + "; ".join(f"{k}: {v}" for k, v in results["options"].items()), ""]
+        lines.append(f"| {row['case']} | {row['options']} | {row['stages_s'].get('preprocess', 0) * 1000:.1f} | "
+                     f"{row['engine_s'] * 1000:.1f} | {row['postprocess_s'] * 1000:.1f} | {row['total_s'] * 1000:.1f} | "
+                     f"{row['first_window_s']:.1f} | {row['depth_max_rel_diff_vs_plain']:.1e} |")
+    notes = sorted({note for option in results["options"].values() for note in option["notes"]})
+    lines += ["", "Rows add one option each to the row before. " + " ".join(notes), ""]
     return "\n".join(lines)
 
 

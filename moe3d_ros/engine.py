@@ -128,6 +128,20 @@ class InferenceEngine:
             self._note(f"cuda_graph needs a CUDA device; running on {self.device} without CUDA graphs")
         return forward if self.config.compile else None
 
+    def _fast_or_plain(self, images: torch.Tensor, patches: torch.Tensor | None) -> VGGTOutput:
+        """The fast forward; a CUDA graph that cannot be captured (other than for lack of memory)
+        switches graphs off for good, with a note, and the window runs without."""
+        try:
+            return self._fast(images, patches)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:
+            if not isinstance(self._fast, GraphedForward):
+                raise
+            self._note(f"CUDA graph capture failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); running without CUDA graphs")
+            self._fast = self._fast.forward if self.config.compile else None
+            return self._forward(images, patches)
+
     def _note(self, line: str) -> None:
         LOG.warning(line)
         self.notes.append(line)
@@ -170,7 +184,7 @@ class InferenceEngine:
                 patches = self.cache.patches(self.model, batch, keys, transforms)
         if self._fast is not None:
             with timer.stage("forward"):
-                out = self._fast(batch, patches)
+                out = self._fast_or_plain(batch, patches)
         else:
             with autocast:
                 out = self.model(batch, heads=self.config.heads, timer=timer, patches=patches)

@@ -28,7 +28,7 @@ from std_msgs.msg import Header
 
 from ..checkpoint import load_for_inference
 from ..device_postprocess import device_outputs
-from ..engine import EngineConfig, InferenceEngine, Predictions
+from ..engine import EngineConfig, InferenceEngine, Predictions, resolve_device
 from ..health import ERROR, OK, WARN, CameraHealth
 from ..intake import Rejected, check_frame_id, shorten
 from ..postprocess import CameraProduct, camera_poses, camera_product, fused_cloud, gating_colors, product_intrinsics
@@ -239,7 +239,8 @@ class Moe3dNode(Node):
         cache = 2 * s.window_size if s.encoder_cache else 0
         engine = InferenceEngine(model, EngineConfig(
             device=s.device, precision=s.precision, mode=s.preprocess_mode, encoder_cache=cache, compile=s.compile,
-            cuda_graph=s.cuda_graph, device_preprocess=s.device_preprocess, keep_on_device=s.device_postprocess))
+            cuda_graph=s.cuda_graph, device_preprocess=s.device_preprocess,
+            keep_on_device=s.device_postprocess and resolve_device(s.device).type == "cuda"))  # NumPy is faster on a CPU
         for note in engine.notes:
             self.get_logger().warning(note)
         return engine, description

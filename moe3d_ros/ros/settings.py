@@ -76,7 +76,8 @@ SPECS: dict[str, ParamSpec] = {
                                    "(false: resize on the CPU, upload floats)"),
     "device_postprocess": ParamSpec(True, _T.PARAMETER_BOOL,
                                     "Filter, unproject, colour and pack the cloud on the model's device, one copy of the "
-                                    "final buffers to the host (false: the same on the host with NumPy)"),
+                                    "final buffers to the host (false: the same on the host with NumPy, which a CPU device always uses: "
+                                    "faster there)"),
     "pipeline": ParamSpec(True, _T.PARAMETER_BOOL, "Build and publish a window's messages in a second thread while the "
                           "next window runs on the device"),
     "warm_up.image_size": ParamSpec([640, 480], _T.PARAMETER_INTEGER_ARRAY,
