@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = None
     if args.reference_repo:
         with device:
-            reference = reference_forward(args.reference_repo, models["DPT"], args.preset).eval()
+            reference = reference_forward(args.reference_repo, models["DPT"], args.preset).to(device).eval()  # (its buffers are made on the CPU)
     for frames in frames_list:
         images = torch.rand(frames, 3, *hw, device=device)
         row = {}
