@@ -189,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
             with torch.inference_mode():
                 row["depth_max_rel_diff_vs_reference"] = float((forward(models["DPT"], images).depth.float()
                                                                 / run_reference()["depth"][..., 0].float() - 1).abs().max())
+        if args.compile and frames == 4:  # the compiled forward in a CUDA graph (a minute or more to compile)
+            engine = InferenceEngine(models["DPT"], EngineConfig(device=str(device), precision=args.precision, compile=True,
+                                                                 cuda_graph=True))
+            with torch.inference_mode():
+                row["ours_DPT_compiled_s"] = timed(lambda: engine.forward(images), args.repeats, device)
+            del engine
         results["forward"][frames] = row
         print(f"forward {frames} frames: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if v is not None), flush=True)
         save()
@@ -230,6 +236,11 @@ def markdown(results: dict) -> str:
         lines.append(f"| {frames} | {row['ours_DPT_s'] * 1000:.1f} | {row['ours_MoE_s'] * 1000:.1f} | {row['ours_MoE_s'] / row['ours_DPT_s']:.3f} | "
                      f"{ref * 1000:.1f} | {ref / row['ours_DPT_s']:.2f}x | {peak} |" if ref else
                      f"| {frames} | {row['ours_DPT_s'] * 1000:.1f} | {row['ours_MoE_s'] * 1000:.1f} | {row['ours_MoE_s'] / row['ours_DPT_s']:.3f} | - | - | - |")
+    compiled = {frames: row["ours_DPT_compiled_s"] for frames, row in results["forward"].items() if "ours_DPT_compiled_s" in row}
+    for frames, seconds in compiled.items():
+        ref = results["forward"][frames].get("reference_s")
+        lines.append(f"\nCompiled DPT forward in a CUDA graph, {frames} frames: {seconds * 1000:.1f} ms"
+                     + (f" ({ref / seconds:.2f}x the reference)" if ref else ""))
     lines += ["", "| node path (MoE head), 640x480 | options | preprocess | engine [ms] | post-processing [ms] | total [ms] | "
               "first window [s] | depth vs plain |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for row in results["node_path"].values():

@@ -34,14 +34,18 @@ class GraphedForward(Generic[Output]):
 
     `forward` must not synchronise with the host (no .item(), no timers that synchronise, no
     tensors built from Python values on the device); the least recently used graph is
-    dropped beyond `max_graphs` shapes.
+    dropped beyond `max_graphs` shapes. A shape whose capture fails (other than for lack of
+    memory) runs without a graph from then on, reported once through `note`.
     """
 
-    def __init__(self, forward: Callable[[Tensor, Tensor | None], Output], max_graphs: int = 8) -> None:
+    def __init__(self, forward: Callable[[Tensor, Tensor | None], Output], note: Callable[[str], None] = LOG.warning,
+                 max_graphs: int = 8) -> None:
         if not torch.cuda.is_available():
             raise RuntimeError("CUDA graphs need a CUDA device")
         self.forward = forward
+        self.note = note
         self.max_graphs = max_graphs
+        self._uncapturable: set[Hashable] = set()
         self._pool = torch.cuda.graph_pool_handle()
         self._graphs: OrderedDict[Hashable, _Captured[Output]] = OrderedDict()
         self.captures = 0
@@ -57,9 +61,19 @@ class GraphedForward(Generic[Output]):
 
     def __call__(self, images: Tensor, patches: Tensor | None = None) -> Output:
         key = self._key(images, patches)
+        if key in self._uncapturable:
+            return self.forward(images, patches)
         captured = self._graphs.get(key)
         if captured is None:
-            captured = self._capture(images, patches)
+            try:
+                captured = self._capture(images, patches)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as exc:
+                self._uncapturable.add(key)
+                self.note(f"CUDA graph capture failed for images {tuple(images.shape)} ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:160]}); this window size runs without a CUDA graph")
+                return self.forward(images, patches)
             self._graphs[key] = captured
             while len(self._graphs) > self.max_graphs:
                 self._graphs.popitem(last=False)
@@ -89,5 +103,7 @@ class GraphedForward(Generic[Output]):
         return _Captured(graph, static_images, static_patches, output)
 
     def clear(self) -> None:
-        """Drop every graph (their memory returns to the pool), e.g. after an out-of-memory error."""
+        """Drop every graph (their memory returns to the pool), e.g. after an out-of-memory error;
+        shapes whose capture failed are tried again."""
         self._graphs.clear()
+        self._uncapturable.clear()

@@ -9,12 +9,11 @@ differently in another window is another entry); the least recently used go firs
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Hashable, Sequence
+from typing import Callable, Hashable, Sequence
 
 import torch
 from torch import Tensor
 
-from .model import VGGT
 from .preprocess import ImageTransform
 
 
@@ -33,15 +32,16 @@ class EncoderCache:
     def clear(self) -> None:
         self._tokens.clear()
 
-    def patches(self, model: VGGT, images: Tensor, keys: Sequence[Hashable], transforms: Sequence[ImageTransform]) -> Tensor:
+    def patches(self, encode: Callable[[Tensor], Tensor], images: Tensor, keys: Sequence[Hashable],
+                transforms: Sequence[ImageTransform]) -> Tensor:
         """Encoder tokens [S, N, C] of `images` [S, 3, H, W]: cached ones reused, the rest encoded
-        in one batch and kept."""
+        in one batch by `encode` (the model's `aggregator.encode`, or a compiled one) and kept."""
         if not len(keys) == len(transforms) == images.shape[0]:
             raise ValueError(f"{images.shape[0]} images need as many keys and transforms, got {len(keys)} and {len(transforms)}")
         entries = list(zip(keys, transforms))
         missing = [i for i, entry in enumerate(entries) if entry not in self._tokens]
         if missing:
-            fresh = model.aggregator.encode(images[missing][None])
+            fresh = encode(images[missing][None])
             for row, i in enumerate(missing):
                 self._tokens[entries[i]] = fresh[row]
         for entry in entries:

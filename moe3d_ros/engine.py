@@ -116,6 +116,8 @@ class InferenceEngine:
         self.cache = EncoderCache(config.encoder_cache) if config.encoder_cache > 0 else None
         self.notes: list[str] = []  # speed options that could not be used here, one line each
         self._fast = self._fast_forward()
+        # The cache encodes 1..S new frames at a time: compiled once per count (warm_up), kept eager otherwise.
+        self._encode = torch.compile(model.aggregator.encode, dynamic=False) if config.compile else model.aggregator.encode
 
     def _fast_forward(self):
         """The compiled and/or graph-captured forward, or None for the plain (timed per stage) one."""
@@ -124,23 +126,9 @@ class InferenceEngine:
             forward = torch.compile(forward, dynamic=False)
         if self.config.cuda_graph:
             if self.device.type == "cuda":
-                return GraphedForward(forward)
+                return GraphedForward(forward, self._note)
             self._note(f"cuda_graph needs a CUDA device; running on {self.device} without CUDA graphs")
         return forward if self.config.compile else None
-
-    def _fast_or_plain(self, images: torch.Tensor, patches: torch.Tensor | None) -> VGGTOutput:
-        """The fast forward; a CUDA graph that cannot be captured (other than for lack of memory)
-        switches graphs off for good, with a note, and the window runs without."""
-        try:
-            return self._fast(images, patches)
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as exc:
-            if not isinstance(self._fast, GraphedForward):
-                raise
-            self._note(f"CUDA graph capture failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); running without CUDA graphs")
-            self._fast = self._fast.forward if self.config.compile else None
-            return self._forward(images, patches)
 
     def _note(self, line: str) -> None:
         LOG.warning(line)
@@ -150,6 +138,12 @@ class InferenceEngine:
         """The forward without host synchronisation (no stage timer), as compiled or captured."""
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32, cache_enabled=False):
             return self.model(images, heads=self.config.heads, patches=patches)
+
+    def forward(self, images: torch.Tensor, patches: torch.Tensor | None = None) -> VGGTOutput:
+        """The model's forward on preprocessed images [S, 3, H, W] with this engine's precision and
+        speed options (compiled, CUDA graph), untimed. Outputs of a CUDA graph are valid until the
+        next call."""
+        return (self._fast or self._forward)(images, patches)
 
     @property
     def description(self) -> str:
@@ -181,10 +175,10 @@ class InferenceEngine:
         patches = None
         if self.cache is not None and keys is not None:
             with timer.stage("encoder"), autocast:
-                patches = self.cache.patches(self.model, batch, keys, transforms)
+                patches = self.cache.patches(self._encode, batch, keys, transforms)
         if self._fast is not None:
             with timer.stage("forward"):
-                out = self._fast_or_plain(batch, patches)
+                out = self.forward(batch, patches)
         else:
             with autocast:
                 out = self.model(batch, heads=self.config.heads, timer=timer, patches=patches)

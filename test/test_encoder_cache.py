@@ -53,7 +53,7 @@ def test_a_frame_preprocessed_differently_is_encoded_again(model):
     assert engine.cache.misses == 3
     np.testing.assert_allclose(out.depth, plain.run([tall, small]).depth, **TOL)
     with pytest.raises(ValueError, match="as many keys"):
-        cache.patches(model, torch.zeros(2, 3, 28, 28), ["x"], [])
+        cache.patches(model.aggregator.encode, torch.zeros(2, 3, 28, 28), ["x"], [])
 
 
 def test_the_cache_is_bounded(model):
