@@ -143,7 +143,7 @@ class InferenceEngine:
         """The model's forward on preprocessed images [S, 3, H, W] with this engine's precision and
         speed options (compiled, CUDA graph), untimed. Outputs of a CUDA graph are valid until the
         next call."""
-        return (self._fast or self._forward)(images, patches)
+        return (self._fast if self._fast is not None else self._forward)(images, patches)  # (a GraphedForward has a length)
 
     @property
     def description(self) -> str:
