@@ -138,7 +138,7 @@ def host_side(repeats: int) -> None:
 def over_dds(seconds: float, rate_hz: float) -> None:
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image, PointCloud2
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from std_msgs.msg import Header
 
     from moe3d_ros.checkpoint import save_model
@@ -156,6 +156,9 @@ def over_dds(seconds: float, rate_hz: float) -> None:
         proc = NodeProcess(domain, {"checkpoint": str(folder), "image_topics": topics, "window_size": cameras}, Path(tempfile.mkdtemp()))
         node = rclpy.create_node(f"bench_dds_{cameras}")
         pubs = [node.create_publisher(Image, t, QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)) for t in topics]
+        # CameraInfo as a driver sends it (a random small model's predicted intrinsics can be non-finite: withheld)
+        info_pubs = [node.create_publisher(CameraInfo, t.replace("image_raw", "camera_info"), 1) for t in topics]
+        info = CameraInfo(width=640, height=480, k=[500.0, 0.0, 319.5, 0.0, 500.0, 239.5, 0.0, 0.0, 1.0])
         latencies: list[float] = []
         node.create_subscription(PointCloud2, "/moe3d/points",
                                  lambda m: latencies.append(time.time() - (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9)),
@@ -169,8 +172,10 @@ def over_dds(seconds: float, rate_hz: float) -> None:
         tick = 0
         while time.monotonic() - start < seconds:
             now = time.time()
-            for pub, msg in zip(pubs, msgs):
+            for pub, info_pub, msg in zip(pubs, info_pubs, msgs):
                 msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
+                info.header = msg.header
+                info_pub.publish(info)
                 pub.publish(msg)
             tick += 1
             next_tick = start + tick / rate_hz

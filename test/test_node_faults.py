@@ -68,6 +68,8 @@ def _start_fails(tmp_path, parameters: dict, *expected: str) -> None:
         ({"scale.mode": "depth"}, ["scale.mode depth needs scale.depth_topics"]),
         ({"scale.mode": "odometry"}, ["scale.mode odometry needs scale.odometry_topic"]),
         ({"scale.camera_in_base": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]}, ["scale.camera_in_base must be 7 finite numbers"]),
+        ({"warm_up.image_size": [640]}, ["warm_up.image_size must be [width, height]", "[0, 0] for no warm-up"]),
+        ({"cuda_graph": "sometimes"}, ["cuda_graph must be true or false"]),
     ],
 )
 def test_bad_configuration_fails_at_start_up_naming_the_parameter(tmp_path, checkpoint, parameters, expected):
@@ -85,6 +87,32 @@ def _publish(publisher, stamp_s: float, frame_id: str, rng) -> None:
     header = Header(frame_id=frame_id)
     header.stamp.sec, header.stamp.nanosec = int(stamp_s), int(round((stamp_s % 1) * 1e9))
     publisher.publish(rgb_to_image_msg(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), "rgb8", header))
+
+
+def test_speed_options_on_the_cpu_fall_back_with_a_log_line_and_serve(tmp_path, checkpoint, ros_node):
+    """CUDA graphs requested on a CPU: one warning, then the plain forward; no pipeline thread,
+    preprocessing on the CPU: outputs as usual, and diagnostics say what the engine runs."""
+    proc = NodeProcess(DOMAIN_ID, {"checkpoint": str(checkpoint), "image_topics": ["/opt/image_raw"], "cuda_graph": True,
+                                   "pipeline": False, "device_preprocess": False, "diagnostics_period": 0.2}, tmp_path)
+    try:
+        publisher = ros_node.create_publisher(Image, "/opt/image_raw", SENSOR_QOS)
+        depth = []
+        ros_node.create_subscription(Image, "/moe3d/opt/depth/image", depth.append, 10)
+        diagnostics = Diagnostics(ros_node)
+        spin_until(ros_node, lambda: publisher.get_subscription_count() > 0, 60, "the node to subscribe", proc)
+        rng = np.random.default_rng(0)
+        deadline = time.monotonic() + 60
+        while not depth:
+            assert time.monotonic() < deadline, proc.output()[-3000:]
+            _publish(publisher, time.time(), "opt_optical_frame", rng)
+            for _ in range(10):
+                spin_once(ros_node, timeout_sec=0.05)
+        assert depth[0].header.frame_id == "opt_optical_frame" and depth[0].encoding == "32FC1"
+        assert "cuda_graph needs a CUDA device; running on cpu without CUDA graphs" in proc.output()
+        spin_until(ros_node, lambda: diagnostics.value("moe3d: engine", "windows") not in (None, "0"), 20, "diagnostics", proc)
+        assert diagnostics.value("moe3d: engine", "warm_up_s") == "0.0"  # no warm-up on a CPU without compile
+    finally:
+        proc.stop()
 
 
 def test_out_of_memory_in_the_engine_drops_one_window_and_the_node_recovers(tmp_path, checkpoint, ros_node):

@@ -608,6 +608,7 @@ class Moe3dNode(Node):
             "idle_skips_no_subscriber": self.stats["idle_skips"], "errors": self.stats["errors"], "out_of_memory": self.stats["oom"],
             "last_error": self.last_engine_error, "decoder_messages": self.stats["decoder_messages"],
             "withheld_invalid_outputs": self.stats["invalid_outputs"],
+            "warm_up_s": round(self.stats["warm_up_s"], 1),
             "encoder_cache_hits": self.engine.cache.hits if self.engine.cache else "off",
             "encoder_cache_misses": self.engine.cache.misses if self.engine.cache else "off",
             "inference_time_s": f"{self.stats['inference_s']:.4f}", "host_time_s": f"{self.stats['host_s']:.4f}",
