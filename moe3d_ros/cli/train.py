@@ -24,7 +24,8 @@ LOG = logging.getLogger("moe3d-train")
 
 
 def build_sampler(data: DataSection, seed: int):
-    """The WindowSampler the config describes."""
+    """The WindowSampler the config describes, behind worker processes when data.workers > 0."""
+    from ..data.prefetch import PrefetchingSampler
     from ..data.readers import open_sources
     from ..data.synthetic import SyntheticConfig
     from ..data.windows import Augmentation, SyntheticWindows, WindowSampler
@@ -35,9 +36,10 @@ def build_sampler(data: DataSection, seed: int):
         synthetic = SyntheticWindows(
             SyntheticConfig(height=data.synthetic_hw[0], width=data.synthetic_hw[1]), range(*data.synthetic_seeds)
         )
-        return WindowSampler(synthetic=synthetic, **common)
-    sources = [source for path in data.paths for source in open_sources(data.kind, path)]
-    return WindowSampler(sources, **common)
+        sampler = WindowSampler(synthetic=synthetic, **common)
+    else:
+        sampler = WindowSampler([source for path in data.paths for source in open_sources(data.kind, path)], **common)
+    return PrefetchingSampler(sampler, data.workers) if data.workers > 0 else sampler
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

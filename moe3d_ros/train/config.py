@@ -56,6 +56,7 @@ class DataSection:
     augment: bool = True
     synthetic_seeds: tuple[int, int] = (0, 100000)  # scenes drawn from this range
     synthetic_hw: tuple[int, int] = (168, 224)
+    workers: int = 0  # processes that make batches ahead of the training loop (0: made in the loop)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ class TrainConfig:
             problems.append(f"data.paths is empty: data.kind {self.data.kind!r} needs dataset folders")
         if self.data.frames < 1:
             problems.append("data.frames must be at least 1")
+        if self.data.workers < 0:
+            problems.append("data.workers must be >= 0 (0: batches made in the training loop)")
         if self.output.log_every < 1 or self.output.checkpoint_every < 1:
             problems.append("output.log_every and output.checkpoint_every must be positive")
         if problems:

@@ -228,7 +228,9 @@ class Trainer:
 
     # -- training ----------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
+        start = time.perf_counter()
         window = self.sampler.batch(self.step, self.dist.rank, self.cfg.train.batch_size)
+        data_s = time.perf_counter() - start  # time the step waited for its batch
         images = window.images.to(self.device)
         targets = Targets(
             depth=window.depth.to(self.device),
@@ -248,7 +250,7 @@ class Trainer:
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         self.step += 1
-        return {**{k: float(v.detach()) for k, v in losses.items()}, "grad_norm": float(grad_norm), "lr": lr}
+        return {**{k: float(v.detach()) for k, v in losses.items()}, "grad_norm": float(grad_norm), "lr": lr, "data_s": data_s}
 
     def fit(self) -> Path:
         cfg = self.cfg
@@ -279,6 +281,8 @@ class Trainer:
                 save_model(self.model, self.out_dir / "model", metadata=metadata)
             metrics.close()
         self.check_ranks_agree(final)
+        if hasattr(self.sampler, "close"):
+            self.sampler.close()
         return final
 
     def check_ranks_agree(self, final: Path) -> None:
