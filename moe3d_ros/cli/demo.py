@@ -52,6 +52,7 @@ class Monitor:
         self.ground_truth: dict[tuple[int, int], np.ndarray] = {}
         self.gt_order: deque = deque(maxlen=50)
         self.images: dict[tuple[int, int], np.ndarray] = {}
+        self.gating: dict[tuple[int, int], np.ndarray] = {}  # winning expert per pixel, the last few frames
         self.depth_times: deque = deque(maxlen=200)
         self.gt_times: deque = deque(maxlen=200)
         self.latencies: deque = deque(maxlen=200)
@@ -64,7 +65,7 @@ class Monitor:
             (Image, f"{CAMERA_NS}/depth_gt", self._on_gt),
             (Image, f"{CAMERA_NS}/image_raw", self._on_image),
             (Image, f"/moe3d{CAMERA_NS}/depth/image", self._on_depth),
-            (Image, f"/moe3d{CAMERA_NS}/gating/color", lambda m: self.last.__setitem__("gating", m)),
+            (Image, f"/moe3d{CAMERA_NS}/gating", self._on_gating),
             (PointCloud2, "/moe3d/points", lambda m: self.last.__setitem__("cloud", m)),
             (DiagnosticArray, "/diagnostics", self._on_diagnostics),
         ]
@@ -83,6 +84,11 @@ class Monitor:
         self.gt_order.append(key)
         self.ground_truth[key] = np.frombuffer(msg.data, np.float32).reshape(msg.height, msg.width).copy()
         self.gt_times.append(time.monotonic())
+
+    def _on_gating(self, msg) -> None:
+        self.gating[self._key(msg)] = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width).copy()
+        while len(self.gating) > 5:
+            self.gating.pop(next(iter(self.gating)))
 
     def _on_image(self, msg) -> None:
         self.images[self._key(msg)] = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3).copy()
@@ -135,7 +141,8 @@ class Monitor:
 
 
 def write_results(monitor: Monitor, out: Path) -> list[str]:
-    from ..eval.render import panel, render_points, side_view
+    from ..eval.render import depth_comparison, gating_with_legend, panel, render_points, side_view
+    from ..postprocess import GATING_PALETTE
     from ..ros.conversions import cloud_records
 
     out.mkdir(parents=True, exist_ok=True)
@@ -158,13 +165,15 @@ def write_results(monitor: Monitor, out: Path) -> list[str]:
         image = monitor.images.get(key)
         if image is not None and image.shape[:2] == depth.shape:
             tiles.append(("camera image", image))
-        tiles.append(("depth (moe3d_node)", colorize_depth(depth, lo, hi)))
         gt = monitor.ground_truth.get(key)
-        if gt is not None:
-            tiles.append(("ground truth depth", colorize_depth(gt, *np.nanpercentile(gt, [2, 98]))))
-        gating = monitor.last.get("gating")
-        if gating is not None and (gating.height, gating.width) == depth.shape:
-            tiles.append(("gating (winning expert)", np.frombuffer(gating.data, np.uint8).reshape(gating.height, gating.width, 3)))
+        if gt is not None and gt.shape == depth.shape:
+            tiles += depth_comparison(depth, gt)
+        else:
+            tiles.append(("depth (moe3d_node)", colorize_depth(depth, lo, hi)))
+        gating = monitor.gating.get(key)
+        if gating is not None and gating.shape == depth.shape:
+            experts = int(monitor.engine.get("experts", 0)) or int(gating.max()) + 1  # the node's diagnostics say K
+            tiles.append(("gating (expert shares)", gating_with_legend(gating, experts, GATING_PALETTE)))
         rows = [tiles]
         if cloud is not None and len(points):
             finite_points = np.isfinite(points).all(axis=1)

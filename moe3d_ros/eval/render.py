@@ -73,3 +73,41 @@ def panel(rows: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
         blank = np.full_like(tiles[0], 255)
         lines.append(np.hstack(tiles + [blank] * (width - len(tiles))))
     return np.vstack(lines)
+
+
+def depth_comparison(depth: np.ndarray, gt: np.ndarray, max_error: float = 0.25) -> list[tuple[str, np.ndarray]]:
+    """Prediction and ground truth in one colour scale, and the relative error, as captioned tiles.
+
+    The prediction is first scaled by the median ratio to the ground truth (the evaluation's
+    scale fit), so that equal colours mean equal depth; pixels without a prediction are black.
+    """
+    from ..export import colorize_depth
+
+    valid = np.isfinite(depth) & (depth > 0) & np.isfinite(gt) & (gt > 0)
+    if not valid.any():
+        return [("prediction (no overlap with ground truth)", colorize_depth(depth)), ("ground truth", colorize_depth(gt))]
+    scale = float(np.median(gt[valid] / depth[valid]))
+    scaled = depth * np.float32(scale)
+    lo, hi = np.percentile(gt[np.isfinite(gt) & (gt > 0)], [2, 98])
+    error = np.abs(scaled - gt) / np.where(gt > 0, gt, np.nan)
+    error_image = error_colors(error, max_error)
+    error_image[~valid] = 0
+    return [
+        (f"prediction x{scale:.3g} (fit)", colorize_depth(scaled, lo, hi)),
+        ("ground truth (same colours)", colorize_depth(gt, lo, hi)),
+        (f"rel. error 0-{max_error:g}, AbsRel {float(np.mean(error[valid])):.3f}", error_image),
+    ]
+
+
+def gating_with_legend(winner: np.ndarray, num_experts: int, palette: np.ndarray) -> np.ndarray:
+    """Winning-expert indices [H, W] -> the palette's colours with a legend of each expert's share."""
+    image = palette[winner % len(palette)].copy()
+    height = image.shape[0]
+    for expert in range(num_experts):
+        share = float(np.mean(winner == expert))
+        top = height - 14 * (num_experts - expert) - 2
+        cv2.rectangle(image, (2, top), (70, top + 12), (0, 0, 0), -1)
+        cv2.rectangle(image, (4, top + 2), (12, top + 10), tuple(int(c) for c in palette[expert % len(palette)]), -1)
+        cv2.putText(image, f"e{expert} {100 * share:.0f}%", (16, top + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    return image

@@ -609,6 +609,7 @@ class Moe3dNode(Node):
             "last_error": self.last_engine_error, "decoder_messages": self.stats["decoder_messages"],
             "withheld_invalid_outputs": self.stats["invalid_outputs"],
             "warm_up_s": round(self.stats["warm_up_s"], 1),
+            "experts": self.engine.model.config.moe.num_experts if self.has_moe else 0,
             "encoder_cache_hits": self.engine.cache.hits if self.engine.cache else "off",
             "encoder_cache_misses": self.engine.cache.misses if self.engine.cache else "off",
             "inference_time_s": f"{self.stats['inference_s']:.4f}", "host_time_s": f"{self.stats['host_s']:.4f}",
