@@ -41,7 +41,7 @@ class Aggregator(nn.Module):
     def reset_constants(self) -> None:
         """Normalisation constants as buffers that move with the model: built once, not from Python
         lists per call (which a CUDA graph cannot capture); not saved in checkpoints."""
-        device = self.camera_token.device if not self.camera_token.is_meta else "cpu"
+        device = self.camera_token.device  # meta while a model is only being sized, real once loaded
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN, device=device).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD, device=device).view(1, 1, 3, 1, 1), persistent=False)
 
