@@ -83,11 +83,13 @@ def sincos_embedding(coords: Tensor, dim: int) -> Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=1).float()
 
 
-def add_uv_embedding(x: Tensor, image_hw: tuple[int, int]) -> Tensor:
+def add_uv_embedding(x: Tensor, image_hw: tuple[int, int], inplace: bool = False) -> Tensor:
     """Add 0.1 x the sinusoidal embedding of a UV grid spanning the image's aspect ratio.
 
     The embedding is separable: the first half of the channels depends on the column only,
-    the second half on the row only, so it is built from two 1-D tables.
+    the second half on the row only, so it is added from two 1-D tables, never materialised at
+    full resolution. `inplace` adds into `x` (a temporary, e.g. a fresh upsampling): at the
+    output stage that saves one full-resolution map per frame of peak memory.
     """
     channels, height, width = x.shape[-3:]
     aspect = image_hw[1] / image_hw[0]
@@ -98,8 +100,10 @@ def add_uv_embedding(x: Tensor, image_hw: tuple[int, int]) -> Tensor:
     half = channels // 2
     emb_x = sincos_embedding(xs, half).T.to(x.dtype)[:, None, :]  # [half, 1, W]
     emb_y = sincos_embedding(ys, half).T.to(x.dtype)[:, :, None]  # [half, H, 1]
-    embedding = torch.cat([emb_x.expand(half, height, width), emb_y.expand(half, height, width)], dim=0)
-    return x + UV_EMBED_SCALE * embedding
+    out = x if inplace else x.clone()
+    out[..., :half, :, :] += UV_EMBED_SCALE * emb_x
+    out[..., half : 2 * half, :, :] += UV_EMBED_SCALE * emb_y
+    return out
 
 
 def activate_depth(raw: Tensor) -> tuple[Tensor, Tensor]:
@@ -183,4 +187,4 @@ def run_in_frame_chunks(chunk_fn, tokens: dict[int, Tensor], patch_start: int, i
 def predict(conv1: nn.Conv2d, conv2: nn.Sequential, x: Tensor, image_hw: tuple[int, int]) -> Tensor:
     """Output stage: 3x3 conv, bilinear resize to the image, UV embedding, final convs."""
     x = F.interpolate(conv1(x), size=image_hw, mode="bilinear", align_corners=True)
-    return conv2(add_uv_embedding(x, image_hw))
+    return conv2(add_uv_embedding(x, image_hw, inplace=True))

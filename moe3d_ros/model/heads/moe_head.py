@@ -115,7 +115,7 @@ class MoEDepthHead(DPTHead):
         if self.scope == "output":
             x = self.scratch.refinenet1(x, maps[0])
             x = F.interpolate(self.scratch.output_conv1(x), size=image_hw, mode="bilinear", align_corners=True)
-            shared = add_uv_embedding(x, image_hw)
+            shared = add_uv_embedding(x, image_hw, inplace=True)
             raw = torch.stack([expert["output_conv2"](shared) for expert in self.experts], dim=1)
             logits = self.gate(shared)
         else:
