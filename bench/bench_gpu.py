@@ -114,7 +114,7 @@ def node_path_row(engine, cameras: list[np.ndarray], count: int, new: int, repea
         pred = engine.run(cameras[:count], keys=keys)
         post = time.perf_counter()
         if pred.on_device is not None:
-            device_outputs(pred, pred.on_device, list(range(new)), cfg, 1.0, [None] * new, cloud=True)
+            device_outputs(pred, list(range(new)), cfg, 1.0, [None] * new, cloud=True)
         else:
             products = [camera_product(pred, i, cfg, 1.0) for i in range(new)]
             fused_cloud(pred, products, organized=True)

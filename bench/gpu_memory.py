@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     def window(step: int, count: int = 4):
         indices = [(step - i) % len(frames) for i in range(count)]  # the newest frame, then the three before it
         pred = engine.run([frames[i] for i in indices], keys=[("cam", step - i) for i in range(count)])
-        device_outputs(pred, pred.on_device, [0], cfg, 1.0, [None], cloud=True)
+        device_outputs(pred, [0], cfg, 1.0, [None], cloud=True)
         return pred
 
     results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "preset": args.preset,

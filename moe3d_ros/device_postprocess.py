@@ -9,11 +9,12 @@ over pixels.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import torch
 from torch import Tensor
 
-from .engine import DeviceWindow, Predictions
+from .engine import Predictions
 from .filtering import FilterConfig
 from .postprocess import CLOUD_DTYPE, CameraProduct, extrinsics_to_reference, product_intrinsics
 
@@ -101,7 +102,7 @@ class _HostCopy:
         device = self.parts[0][0].device
         flat = torch.zeros(self.offset, dtype=torch.uint8, device=device)
         for tensor, offset in self.parts:
-            bytes_ = tensor.reshape(-1).view(torch.uint8) if tensor.dtype != torch.bool else tensor.reshape(-1).to(torch.uint8)
+            bytes_ = tensor.reshape(-1).view(torch.uint8)
             flat[offset : offset + bytes_.numel()] = bytes_
         if device.type == "cuda":
             self.host = torch.empty(self.offset, dtype=torch.uint8, pin_memory=True)
@@ -117,12 +118,16 @@ class _HostCopy:
         return self.buffer[offset : offset + tensor.numel() * dtype.itemsize].view(dtype).reshape(tensor.shape)
 
 
-def device_outputs(pred: Predictions, window: DeviceWindow, frames: list[int], cfg: FilterConfig, scale: float,
+def device_outputs(pred: Predictions, frames: list[int], cfg: FilterConfig, scale: float,
                    source_intrinsics: list[np.ndarray | None], cloud: bool, organized: bool = True,
                    decimation: int = 1) -> tuple[list[CameraProduct], np.ndarray | None]:
     """Camera products of window frames `frames` (each with its camera's intrinsics or None for the
     predicted ones) and, with `cloud`, their fused cloud as CLOUD_DTYPE records (organised: the
-    cameras' grids stacked, filtered points NaN; else only the kept points)."""
+    cameras' grids stacked, filtered points NaN; else only the kept points), from the window the
+    engine kept on the device (`pred.on_device`)."""
+    window = pred.on_device
+    if window is None:
+        raise ValueError("device post-processing needs the window on the device (EngineConfig.keep_on_device)")
     copy = _HostCopy()
     queued = []
     extrinsics = extrinsics_to_reference(pred, scale) if cloud else None

@@ -113,7 +113,7 @@ def test_device_postprocessing_matches_the_host_path(mode, organized, decimation
     pred = _predictions(rng, mode)
     cfg = FilterConfig(min_confidence=1.5, max_gate_entropy=0.8, max_edge_jump=0.05, min_depth=0.5, max_depth=3.3)
     source_k = [np.array([[80.0, 0, 50], [0, 80.0, 30], [0, 0, 1]]), None, None]
-    products, cloud = device_outputs(pred, pred.on_device, [0, 1, 2], cfg, 1.1, source_k, cloud=True,
+    products, cloud = device_outputs(pred, [0, 1, 2], cfg, 1.1, source_k, cloud=True,
                                      organized=organized, decimation=decimation)
     expected = [camera_product(pred, i, cfg, 1.1, k) for i, k in enumerate(source_k)]
     expected_cloud = fused_cloud(pred, expected, organized, decimation, 1.1)
@@ -137,6 +137,6 @@ def test_device_postprocessing_without_cloud_or_gate():
     pred = _predictions(np.random.default_rng(1), "crop")
     pred.on_device.winner = pred.on_device.gate_entropy = pred.on_device.expert_spread = None
     pred.winner = pred.gate_entropy = pred.expert_spread = None
-    products, cloud = device_outputs(pred, pred.on_device, [2], FilterConfig(), 1.0, [None], cloud=False)
+    products, cloud = device_outputs(pred, [2], FilterConfig(), 1.0, [None], cloud=False)
     assert cloud is None and products[0].winner is None and products[0].frame == 2
     np.testing.assert_array_equal(products[0].depth, camera_product(pred, 2, FilterConfig(), 1.0).depth)

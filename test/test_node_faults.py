@@ -2,8 +2,10 @@
 and corrupt checkpoints, an out-of-memory error in the engine, 4 cameras at 60 Hz, no subscribers."""
 from __future__ import annotations
 
+import itertools
 import os
 import time
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -89,6 +91,17 @@ def _publish(publisher, stamp_s: float, frame_id: str, rng) -> None:
     publisher.publish(rgb_to_image_msg(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), "rgb8", header))
 
 
+def _publish_until(node, publisher, frame_id: str, done, proc, stamps: Iterator[float], timeout: float = 60) -> None:
+    """Publish random frames with the given stamps as a camera at about 2 Hz until done() holds."""
+    rng = np.random.default_rng(0)
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, proc.output()[-3000:]
+        _publish(publisher, next(stamps), frame_id, rng)
+        for _ in range(10):
+            spin_once(node, timeout_sec=0.05)
+
+
 def test_speed_options_on_the_cpu_fall_back_with_a_log_line_and_serve(tmp_path, checkpoint, ros_node):
     """CUDA graphs requested on a CPU: one warning, then the plain forward; no pipeline thread,
     preprocessing on the CPU: outputs as usual, and diagnostics say what the engine runs."""
@@ -100,13 +113,7 @@ def test_speed_options_on_the_cpu_fall_back_with_a_log_line_and_serve(tmp_path, 
         ros_node.create_subscription(Image, "/moe3d/opt/depth/image", depth.append, 10)
         diagnostics = Diagnostics(ros_node)
         spin_until(ros_node, lambda: publisher.get_subscription_count() > 0, 60, "the node to subscribe", proc)
-        rng = np.random.default_rng(0)
-        deadline = time.monotonic() + 60
-        while not depth:
-            assert time.monotonic() < deadline, proc.output()[-3000:]
-            _publish(publisher, time.time(), "opt_optical_frame", rng)
-            for _ in range(10):
-                spin_once(ros_node, timeout_sec=0.05)
+        _publish_until(ros_node, publisher, "opt_optical_frame", lambda: bool(depth), proc, stamps=iter(time.time, None))
         assert depth[0].header.frame_id == "opt_optical_frame" and depth[0].encoding == "32FC1"
         assert "cuda_graph needs a CUDA device; running on cpu without CUDA graphs" in proc.output()
         spin_until(ros_node, lambda: diagnostics.value("moe3d: engine", "windows") not in (None, "0"), 20, "diagnostics", proc)
@@ -124,15 +131,7 @@ def test_out_of_memory_in_the_engine_drops_one_window_and_the_node_recovers(tmp_
         ros_node.create_subscription(Image, "/moe3d/oom/depth/image", depth.append, 10)
         diagnostics = Diagnostics(ros_node)
         spin_until(ros_node, lambda: publisher.get_subscription_count() > 0, 60, "the node to subscribe", proc)
-        rng = np.random.default_rng(0)
-        stamp = 1.0
-        deadline = time.monotonic() + 60
-        while not depth:
-            assert time.monotonic() < deadline, proc.output()[-3000:]
-            stamp += 0.2
-            _publish(publisher, stamp, "oom_optical_frame", rng)
-            for _ in range(10):  # a camera at about 2 Hz
-                spin_once(ros_node, timeout_sec=0.05)
+        _publish_until(ros_node, publisher, "oom_optical_frame", lambda: bool(depth), proc, stamps=itertools.count(1.2, 0.2))
         spin_until(ros_node, lambda: diagnostics.value("moe3d: engine", "out_of_memory") == "1", 20, "the OOM in /diagnostics", proc)
         assert "out of memory" in diagnostics.latest["moe3d: engine"]["message"] or "out of memory" in proc.output()
         assert proc.proc.poll() is None

@@ -492,7 +492,7 @@ class Moe3dNode(Node):
         organized = s.organized and len({pred.transforms[i].content_hw for i in published}) == 1
         cloud = None
         if pred.on_device is not None:
-            products, cloud = device_outputs(pred, pred.on_device, published, s.filter, scale, intrinsics, want_cloud,
+            products, cloud = device_outputs(pred, published, s.filter, scale, intrinsics, want_cloud,
                                              organized, s.decimation)
         else:
             products = [camera_product(pred, i, s.filter, scale, k) for i, k in zip(published, intrinsics)]
