@@ -17,7 +17,9 @@ from moe3d_ros.train.losses import (
     gate_entropy,
     gradient_loss,
     mixture_nll,
+    WTA_RELAXATION,
     normalisation_scale,
+    winner_takes_all_nll,
 )
 
 
@@ -164,3 +166,38 @@ def test_matrix_to_quaternion_inverts_quaternion_to_matrix(seed):
     quat = quat / quat.norm(dim=-1, keepdim=True)
     quat = torch.where(quat[:, 3:] < 0, -quat, quat)
     torch.testing.assert_close(matrix_to_quaternion(quaternion_to_matrix(quat)), quat)
+
+
+def test_winner_takes_all_trains_the_best_expert_and_teaches_the_gate_to_pick_it():
+    """Relaxed WTA: the expert nearest the target gets 1 - eps of the likelihood gradient, the
+    others share eps, and the gate's cross-entropy pulls it towards that expert."""
+    target = torch.tensor([[[2.0]]], dtype=torch.float64)
+    depth = _pixel([1.0, 1.9, 4.0]).requires_grad_(True)
+    conf = _pixel([2.0, 2.0, 2.0])
+    logits = _pixel([0.0, 0.0, 0.0]).requires_grad_(True)
+    valid = torch.ones(1, 1, 1, dtype=torch.bool)
+    loss = winner_takes_all_nll(depth, conf, torch.log_softmax(logits, dim=-3), target, valid, "laplace")
+    loss.backward()
+    grad = depth.grad.flatten()
+    assert grad[1].abs() == pytest.approx((1 - WTA_RELAXATION) * 2.0)  # d/dmu of conf * |t - mu|
+    assert grad[0].abs() == pytest.approx(WTA_RELAXATION / 2 * 2.0)
+    assert logits.grad.flatten().argmin() == 1  # gradient descent raises the best expert's logit
+    nll = [2.0 * abs(2.0 - mu) for mu in (1.0, 1.9, 4.0)]  # -log(conf / 2) + conf * |t - mu|, conf = 2
+    expected = (1 - WTA_RELAXATION) * nll[1] + WTA_RELAXATION / 2 * (nll[0] + nll[2]) + math.log(3.0)
+    assert loss.item() == pytest.approx(expected)
+
+
+def test_winner_takes_all_replaces_the_nll_in_the_total_only_when_asked():
+    torch.manual_seed(0)
+    depth = torch.rand(1, 2, 3, 4, 5) + 0.5
+    output = VGGTOutput(depth=depth[:, :, 0], depth_conf=torch.ones(1, 2, 4, 5) * 2)
+    output.mixture = MixtureOutput(depth, torch.full_like(depth, 2.0), torch.randn(1, 2, 3, 4, 5), depth[:, :, 0], torch.ones(1, 2, 4, 5))
+    targets = Targets(depth=torch.rand(1, 2, 4, 5) + 0.5, valid=torch.ones(1, 2, 4, 5, dtype=torch.bool),
+                      extrinsics=torch.eye(3, 4).expand(1, 2, 3, 4).clone(), intrinsics=torch.eye(3).expand(1, 2, 3, 3).clone())
+    config = LossConfig(entropy_weight=0.0)
+    plain = compute_losses(output, targets, config)
+    warm = compute_losses(output, targets, config, winner_takes_all=True)
+    assert "wta" not in plain and plain["total"] == plain["nll"]
+    assert warm["total"] == warm["wta"] and warm["nll"] == plain["nll"]
+    with pytest.raises(ValueError, match="winner_takes_all_steps"):
+        LossConfig(winner_takes_all_steps=-1)

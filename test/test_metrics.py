@@ -18,6 +18,7 @@ from moe3d_ros.eval.metrics import (
     estimate_normals,
     fit_scale,
     flying_points,
+    gate_switches_off_edges,
     icp_point_to_point,
     reconstruction_metrics,
     surface_metrics,
@@ -184,6 +185,23 @@ def test_discontinuity_band_width():
     valid = np.ones_like(gt, dtype=bool)
     valid[:, 11] = False
     assert not discontinuity_band(gt, valid)[:, 11].any()
+
+
+def test_gate_switches_on_the_edge_are_not_off_edge_and_switches_on_a_surface_are():
+    gt = step_scene()  # depth steps between columns 9 and 10
+    on_edge = np.zeros(gt.shape, dtype=np.uint8)
+    on_edge[:, 10:] = 1
+    assert gate_switches_off_edges(on_edge, gt) == 0.0
+    on_surface = np.zeros(gt.shape, dtype=np.uint8)
+    on_surface[:, 16:] = 1  # 6 px behind the step: outside the 3-px band
+    assert gate_switches_off_edges(on_surface, gt) == 1.0
+    both = on_edge.copy()
+    both[:, 16:] = 2
+    assert gate_switches_off_edges(both, gt) == pytest.approx(0.5)
+    assert math.isnan(gate_switches_off_edges(np.zeros(gt.shape, dtype=np.uint8), gt))
+    invalid = np.ones(gt.shape, dtype=bool)
+    invalid[:, 16] = False  # a switch next to missing ground truth is not scored
+    assert math.isnan(gate_switches_off_edges(on_surface, gt, invalid))
 
 
 def test_exact_prediction_has_no_flying_points():

@@ -75,6 +75,21 @@ def test_noise_makes_experts_differ_but_keeps_the_gate_uniform(fixture):
     torch.testing.assert_close(out.mixture.gate, torch.full_like(out.mixture.gate, 1 / 3))
 
 
+def test_spread_offsets_the_experts_log_depth_evenly(fixture):
+    config = preset("tiny").with_moe(MoEConfig(num_experts=3))
+    model = VGGT(config).eval()
+    dpt_state = {k[len("depth_head."):]: v for k, v in fixture["state_dict"].items() if k.startswith("depth_head.")}
+    model.depth_head.init_from_dpt(dpt_state)
+    images = fixture["cases"][IMAGES_CASE]["images"]
+    with torch.no_grad():
+        copies = model(images, heads=("depth",)).mixture.expert_depth
+        model.depth_head.spread_experts(0.1)
+        spread = model(images, heads=("depth",)).mixture
+    for k, factor in enumerate((math.exp(-0.1), 1.0, math.exp(0.1))):
+        torch.testing.assert_close(spread.expert_depth[:, :, k], copies[:, :, k] * factor, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(spread.expert_conf, model(images, heads=("depth",)).mixture.expert_conf)
+
+
 def test_fusion_modes_by_hand():
     expert_depth = torch.tensor([1.0, 3.0, 10.0]).view(1, 1, 3, 1, 1)
     expert_conf = torch.tensor([2.0, 4.0, 8.0]).view(1, 1, 3, 1, 1)
@@ -138,15 +153,44 @@ def test_head_only_checkpoint_loads_on_top_of_a_vggt_checkpoint(fixture, publish
         load_any(head_dir)
 
 
-def test_whole_moe_model_round_trips(fixture, published_file, tmp_path):
-    model = VGGT(preset("tiny").with_moe(MoEConfig(scope="fusion")))
+@pytest.mark.parametrize("moe", [MoEConfig(scope="fusion"), MoEConfig(scope="fusion", gate_image=True, gate_layers=2)])
+def test_whole_moe_model_round_trips(fixture, published_file, tmp_path, moe):
+    model = VGGT(preset("tiny").with_moe(moe))
     load_vggt_weights(model, published_file)
+    torch.nn.init.normal_(model.depth_head.gate.conv2.weight, std=1.0)  # a gate that decides something
     folder = save_model(model, tmp_path / "moe")
     loaded, _ = load_any(folder)
     assert loaded.config == model.config
     images = fixture["cases"]["s1_126x98"]["images"]
     with torch.no_grad():
         torch.testing.assert_close(loaded(images).depth, model.eval()(images).depth, rtol=0, atol=0)
+
+
+def test_gate_that_reads_the_image_starts_uniform_and_places_switches_by_the_image(fixture):
+    """gate_image: the gate sees the frames; a fresh head is still uniform, the experts do not
+    see the image, and once the gate is trained its logits follow a change of the image."""
+    config = preset("tiny").with_moe(MoEConfig(num_experts=2, gate_image=True, gate_layers=2))
+    model = VGGT(config).eval()
+    images = fixture["cases"][IMAGES_CASE]["images"]
+    with torch.no_grad():
+        fresh = model(images, heads=("depth",)).mixture
+        torch.testing.assert_close(fresh.gate, torch.full_like(fresh.gate, 0.5))
+        torch.nn.init.normal_(model.depth_head.gate.conv2.weight, std=1.0)
+        before = model(images, heads=("depth",)).mixture
+        shifted = images.clone()
+        shifted[..., :, :, 40:] = 1.0 - shifted[..., :, :, 40:]
+        tokens = model.aggregator(shifted.unsqueeze(0), config.layers_for(("depth",)))
+        image_hw = tuple(images.shape[-2:])
+        with pytest.raises(ValueError, match="reads the input image"):
+            model.depth_head.mixture(tokens, model.aggregator.patch_start_idx, image_hw)
+        after_same_tokens = model.depth_head.mixture(
+            {k: v.float() for k, v in tokens.items()}, model.aggregator.patch_start_idx, image_hw, images.unsqueeze(0))
+        after_shifted = model.depth_head.mixture(
+            {k: v.float() for k, v in tokens.items()}, model.aggregator.patch_start_idx, image_hw, shifted.unsqueeze(0))
+    assert len(model.depth_head.gate.mid) == 1
+    torch.testing.assert_close(after_same_tokens.expert_depth, after_shifted.expert_depth)  # experts: no image
+    assert (after_same_tokens.gate_logits - after_shifted.gate_logits).abs().max() > 1e-3
+    assert (before.gate_logits - after_shifted.gate_logits).abs().max() > 1e-3
 
 
 def test_default_moe_head_stays_within_the_cost_budget():
@@ -159,7 +203,7 @@ def test_default_moe_head_stays_within_the_cost_budget():
 
 
 def test_config_rejects_bad_moe_settings():
-    for bad in [dict(num_experts=0), dict(scope="all"), dict(fusion="median"), dict(temperature=0.0)]:
+    for bad in [dict(num_experts=0), dict(scope="all"), dict(fusion="median"), dict(temperature=0.0), dict(gate_layers=0)]:
         with pytest.raises(ValueError):
             MoEConfig(**bad)
     with pytest.raises(ValueError, match="depth_head"):

@@ -15,7 +15,7 @@ import yaml
 
 from moe3d_ros.cli.train import build_sampler, main as train_main, parse_overrides
 from moe3d_ros.train.config import config_from_dict, load_train_config
-from moe3d_ros.train.trainer import Trainer
+from moe3d_ros.train.trainer import Trainer, gate_temperature
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,6 +85,31 @@ def test_frozen_backbone_trains_only_the_depth_head(tmp_path):
     assert changed and all(k.startswith("depth_head.") for k in changed)
     saved = json.loads((tmp_path / "run" / "checkpoints" / "final" / "config.json").read_text())
     assert saved["contents"] == "depth_head"
+
+
+def test_moe_warm_up_and_annealing_run_and_the_model_keeps_the_final_temperature(tmp_path):
+    """Winner-takes-all for the first steps, then the mixture NLL; the gate temperature falls
+    geometrically from train.gate_temperature_start to model.moe.temperature, the value saved."""
+    data = _config(
+        tmp_path,
+        model={"moe": {"num_experts": 2, "temperature": 0.1, "gate_image": True, "gate_layers": 2}},
+        train={"backbone": "frozen", "steps": 4, "gate_temperature_start": 1.0},
+        loss={"entropy_weight": 1e-3, "winner_takes_all_steps": 2},
+    )
+    cfg = config_from_dict(data)
+    assert [round(gate_temperature(step, cfg), 6) for step in range(4)] == [1.0, round(0.1 ** (1 / 3), 6), round(0.1 ** (2 / 3), 6), 0.1]
+    trainer = Trainer(cfg, build_sampler(cfg.data, cfg.train.seed))
+    final = trainer.fit()
+    with open(tmp_path / "run" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [bool(r["wta"]) for r in rows] == [True, True, False, False]  # logged while it drives the total
+    assert float(rows[0]["total"]) == pytest.approx(float(rows[0]["wta"]) + 1e-3 * float(rows[0]["entropy"]), rel=1e-5)
+    assert float(rows[3]["total"]) == pytest.approx(float(rows[3]["nll"]) + 1e-3 * float(rows[3]["entropy"]), rel=1e-5)
+    assert trainer.model.depth_head.temperature == pytest.approx(0.1)
+    saved = json.loads((final / "config.json").read_text())["model"]["moe"]
+    assert saved["temperature"] == 0.1 and saved["gate_image"] is True and saved["gate_layers"] == 2
+    with pytest.raises(ValueError, match="gate_temperature_start"):
+        config_from_dict(_config(tmp_path, train={"gate_temperature_start": -1.0}))
 
 
 def _free_port() -> int:

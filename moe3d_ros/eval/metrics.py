@@ -207,6 +207,27 @@ def discontinuity_band(gt_depth: Array, valid: Array | None = None, ratio: float
     return contour & mask
 
 
+def gate_switches_off_edges(winner: np.ndarray, gt_depth: Array, valid: Array | None = None) -> float:
+    """Share of the gate's switches that lie away from ground-truth depth edges.
+
+    A switch pixel has a 4-neighbour won by another expert; with "winner" fusion the depth can
+    step there. Switches outside discontinuity_band (on a surface) put a false step into the
+    depth, so 0 is best. NaN when the gate never switches between valid pixels.
+    """
+    winner = np.asarray(winner)
+    mask = valid_depth_mask(gt_depth, valid)
+    switch = np.zeros_like(mask)
+    across_x = (winner[:, 1:] != winner[:, :-1]) & mask[:, 1:] & mask[:, :-1]
+    across_y = (winner[1:, :] != winner[:-1, :]) & mask[1:, :] & mask[:-1, :]
+    switch[:, 1:] |= across_x
+    switch[:, :-1] |= across_x
+    switch[1:, :] |= across_y
+    switch[:-1, :] |= across_y
+    if not switch.any():
+        return float("nan")
+    return float((switch & ~discontinuity_band(gt_depth, mask)).sum() / switch.sum())
+
+
 def _camera_points(depth: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     """[H, W, 3] camera-frame points, through geometry.unproject_depth so conventions stay in one place."""
     return unproject_depth(torch.from_numpy(depth), torch.from_numpy(intrinsics)).numpy()

@@ -130,13 +130,14 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
         if predicted.shape != gt.shape:  # monocular protocols: the prediction is resized to the ground truth
             predicted = cv2.resize(predicted, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
         values = dict(M.depth_metrics(predicted, gt, valid, max_depth=window.max_depth))
-        values["boundary_f1"] = M.boundary_f1(predicted, gt, valid)
-        values["boundary_recall"] = M.boundary_recall(predicted, gt, valid)
+        boundary = M.boundary_scores(predicted, gt, valid)
+        values.update({k: boundary[k] for k in ("boundary_f1", "boundary_precision", "boundary_recall")})
         flying = M.flying_points(predicted, gt, valid, window.intrinsics[i])
         values["flying_ratio"] = flying["flying_ratio"]
         values["band_chamfer"] = flying["band_chamfer"]
         if pred.winner is not None and pred.winner[i].shape == gt.shape:
             values.update(expert_shares(pred.winner[i], pred.num_experts, gt, valid))
+            values["gate_switches_off_edges"] = M.gate_switches_off_edges(pred.winner[i], gt, valid)
         for key, value in values.items():
             if np.isfinite(value):
                 per_frame.setdefault(key, []).append(float(value))

@@ -68,6 +68,8 @@ class MoEConfig:
     temperature: float = 1.0  # gate softmax temperature
     gate_hidden: int = 32
     fusion: str = "winner"  # inference: "winner" (highest-weight expert) or "mean" (mixture mean)
+    gate_layers: int = 1  # 3x3 conv layers of the gate before its 1x1 output
+    gate_image: bool = False  # the gate also reads the input image, to place its switch on the pixel edge
 
     def __post_init__(self) -> None:
         if self.num_experts < 1:
@@ -78,6 +80,8 @@ class MoEConfig:
             raise ValueError(f"moe.fusion {self.fusion!r} unknown (use 'winner' or 'mean')")
         if self.temperature <= 0:
             raise ValueError("moe.temperature must be positive")
+        if self.gate_layers < 1:
+            raise ValueError("moe.gate_layers must be at least 1")
 
 
 @dataclass(frozen=True)

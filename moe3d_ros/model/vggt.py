@@ -92,7 +92,7 @@ class VGGT(nn.Module):
             if "depth" in heads:
                 with timer.stage("depth_head"):
                     if isinstance(self.depth_head, MoEDepthHead):
-                        out.mixture = self.depth_head.mixture(tokens, patch_start, image_hw)
+                        out.mixture = self.depth_head.mixture(tokens, patch_start, image_hw, images)
                         out.depth, out.depth_conf = out.mixture.depth, out.mixture.depth_conf
                     else:
                         raw = self.depth_head(tokens, patch_start, image_hw)

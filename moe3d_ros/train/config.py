@@ -27,6 +27,7 @@ class ModelSection:
     depth_head: str = "moe"  # "moe" or "dpt"
     moe: MoEConfig = field(default_factory=MoEConfig)
     init_noise: float = 0.0  # experts = DPT copies + noise * std(weight)
+    init_spread: float = 0.0  # and their log-depth outputs offset evenly over [-spread, +spread]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class TrainSection:
     precision: str = "auto"  # bf16 autocast on CUDA, fp32 on the CPU
     gradient_checkpointing: bool = False
     seed: int = 0
+    gate_temperature_start: float = 0.0  # > 0: MoE gate temperature annealed geometrically from this to model.moe.temperature
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,10 @@ class TrainConfig:
             problems.append("train.steps and train.batch_size must be positive")
         if self.train.lr <= 0:
             problems.append("train.lr must be positive")
+        if self.model.init_spread < 0:
+            problems.append("model.init_spread must be >= 0 (a log-depth offset)")
+        if self.train.gate_temperature_start < 0:
+            problems.append("train.gate_temperature_start must be >= 0 (0: no annealing)")
         if self.data.kind not in DATA_KINDS:
             problems.append(f"data.kind {self.data.kind!r}: use one of {DATA_KINDS}")
         if self.data.kind != "synthetic" and not self.data.paths:

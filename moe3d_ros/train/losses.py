@@ -27,12 +27,15 @@ class LossConfig:
     gradient_weight: float = 0.0
     camera_weight: float = 0.0
     camera_iteration_decay: float = 0.6  # weight of refinement iteration i of n: decay^(n-1-i)
+    winner_takes_all_steps: int = 0  # first steps: each pixel trains only its best expert (MoE warm-up)
 
     def __post_init__(self) -> None:
         if self.likelihood not in ("laplace", "gaussian"):
             raise ValueError(f"likelihood {self.likelihood!r} unknown (use 'laplace' or 'gaussian')")
         if min(self.entropy_weight, self.gradient_weight, self.camera_weight) < 0:
             raise ValueError("loss weights must be non-negative")
+        if self.winner_takes_all_steps < 0:
+            raise ValueError("loss.winner_takes_all_steps must be >= 0")
 
 
 def normalisation_scale(depth: Tensor, valid: Tensor, extrinsics: Tensor, intrinsics: Tensor) -> Tensor:
@@ -64,6 +67,26 @@ def mixture_nll(expert_depth: Tensor, expert_conf: Tensor, log_gate: Tensor, tar
     log_joint = log_gate + expert_log_likelihood(expert_depth, expert_conf, target, kind)
     nll = -torch.logsumexp(log_joint, dim=-3)
     return masked_mean(nll, valid)
+
+
+WTA_RELAXATION = 0.05  # weight shared by the losing experts, so that none stops learning
+
+
+def winner_takes_all_nll(expert_depth: Tensor, expert_conf: Tensor, log_gate: Tensor, target: Tensor, valid: Tensor, kind: str) -> Tensor:
+    """Multiple-hypothesis warm-up (relaxed winner-takes-all): per pixel, the expert that explains
+    the target best gets weight 1 - eps of the likelihood loss and the others share eps, and the
+    gate learns by cross-entropy to pick that expert. Near copies diverge this way into distinct
+    hypotheses (e.g. the near and the far side of an edge), which the mixture NLL alone, at a
+    uniform gate over near-identical experts, does not make happen."""
+    nll = -expert_log_likelihood(expert_depth, expert_conf, target, kind)
+    best = nll.detach().argmin(dim=-3, keepdim=True)
+    num_experts = nll.shape[-3]
+    if num_experts == 1:
+        return masked_mean(nll.squeeze(-3), valid)
+    weights = torch.full_like(nll, WTA_RELAXATION / (num_experts - 1)).scatter(-3, best, 1.0 - WTA_RELAXATION)
+    expert_term = (weights * nll).sum(dim=-3)
+    gate_term = -log_gate.gather(-3, best).squeeze(-3)
+    return masked_mean(expert_term, valid) + masked_mean(gate_term, valid)
 
 
 def gate_entropy(log_gate: Tensor, valid: Tensor) -> Tensor:
@@ -106,11 +129,12 @@ class Targets:
     intrinsics: Tensor  # [B, S, 3, 3] of the model's pixel grid
 
 
-def compute_losses(output, targets: Targets, cfg: LossConfig) -> dict[str, Tensor]:
-    """All loss terms of one step (keys: nll, entropy, [gradient], [camera], total).
+def compute_losses(output, targets: Targets, cfg: LossConfig, winner_takes_all: bool = False) -> dict[str, Tensor]:
+    """All loss terms of one step (keys: nll, entropy, [wta], [gradient], [camera], total).
 
     `output` is the model's VGGTOutput; with the MoE head its mixture is used, with the plain
-    DPT head the depth and confidence form a one-expert mixture.
+    DPT head the depth and confidence form a one-expert mixture. With `winner_takes_all` the
+    relaxed winner-takes-all loss replaces the mixture NLL in the total (the NLL is still reported).
     """
     valid = targets.valid & torch.isfinite(targets.depth) & (targets.depth > 0)
     scale = normalisation_scale(targets.depth.nan_to_num(0.0), valid, targets.extrinsics, targets.intrinsics)
@@ -124,7 +148,9 @@ def compute_losses(output, targets: Targets, cfg: LossConfig) -> dict[str, Tenso
         "nll": mixture_nll(expert_depth, expert_conf, log_gate, target, valid, cfg.likelihood),
         "entropy": gate_entropy(log_gate, valid),
     }
-    total = terms["nll"] + cfg.entropy_weight * terms["entropy"]
+    if winner_takes_all:
+        terms["wta"] = winner_takes_all_nll(expert_depth, expert_conf, log_gate, target, valid, cfg.likelihood)
+    total = terms["wta" if winner_takes_all else "nll"] + cfg.entropy_weight * terms["entropy"]
     if cfg.gradient_weight > 0:
         terms["gradient"] = gradient_loss(output.depth, target, valid)
         total = total + cfg.gradient_weight * terms["gradient"]
@@ -150,4 +176,5 @@ __all__ = [
     "gradient_loss",
     "mixture_nll",
     "normalisation_scale",
+    "winner_takes_all_nll",
 ]

@@ -86,8 +86,11 @@ def build_model(cfg: TrainConfig) -> tuple[VGGT, str]:
         return model, f"{section.preset} preset, random initialisation"
     report = load_vggt_weights(model, weights)
     initialised_from_dpt = bool(report.notes)  # the experts are identical copies of a DPT head
-    if section.init_noise > 0 and isinstance(model.depth_head, MoEDepthHead) and initialised_from_dpt:
-        model.depth_head.perturb_experts(section.init_noise, torch.Generator().manual_seed(cfg.train.seed))
+    if isinstance(model.depth_head, MoEDepthHead) and initialised_from_dpt:
+        if section.init_noise > 0:
+            model.depth_head.perturb_experts(section.init_noise, torch.Generator().manual_seed(cfg.train.seed))
+        if section.init_spread > 0:
+            model.depth_head.spread_experts(section.init_spread)
     return model, report.summary()
 
 
@@ -116,6 +119,17 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
         return (step + 1) / t.warmup_steps
     progress = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
     return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def gate_temperature(step: int, cfg: TrainConfig) -> float:
+    """The MoE gate's softmax temperature at `step`: geometric from train.gate_temperature_start
+    to model.moe.temperature over the run (soft assignments first, harder ones later), or the
+    constant model.moe.temperature without annealing."""
+    start, end = cfg.train.gate_temperature_start, cfg.model.moe.temperature
+    if start <= 0:
+        return end
+    progress = min(step / max(1, cfg.train.steps - 1), 1.0)
+    return start * (end / start) ** progress
 
 
 def make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.AdamW:
@@ -239,10 +253,12 @@ class Trainer:
             intrinsics=window.intrinsics.to(self.device),
         )
         self.model.train()
+        if isinstance(self.model.depth_head, MoEDepthHead):
+            self.model.depth_head.temperature = gate_temperature(self.step, self.cfg)
         autocast = torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
         with autocast:
             output = self.forward_model(images, heads=self.heads)
-        losses = compute_losses(output, targets, self.cfg.loss)
+        losses = compute_losses(output, targets, self.cfg.loss, self.step < self.cfg.loss.winner_takes_all_steps)
         self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.train.grad_clip)

@@ -168,9 +168,10 @@ class DPTHead(nn.Module):
         return run_in_frame_chunks(self.forward_chunk, tokens, patch_start, image_hw, self.frames_chunk_size)
 
 
-def run_in_frame_chunks(chunk_fn, tokens: dict[int, Tensor], patch_start: int, image_hw: tuple[int, int], chunk: int):
+def run_in_frame_chunks(chunk_fn, tokens: dict, patch_start: int, image_hw: tuple[int, int], chunk: int):
     """Call chunk_fn on at most `chunk` frames at a time (bounding activation memory) and
-    reassemble its Tensor, or tuple of Tensors, as [B, S, ...]."""
+    reassemble its Tensor, or tuple of Tensors, as [B, S, ...]. Every value of `tokens` is a
+    [B, S, ...] tensor and is cut along S."""
     batch, frames = next(iter(tokens.values())).shape[:2]
     parts = []
     for start in range(0, frames, chunk):

@@ -70,21 +70,31 @@ def fuse(expert_depth: Tensor, expert_conf: Tensor, gate_logits: Tensor, mode: s
 
 
 class GateNet(nn.Module):
-    """3x3 conv -> ReLU -> 1x1 conv to K logits; the last layer starts at zero (uniform gate)."""
+    """`layers` 3x3 convs with ReLU, then a 1x1 conv to K logits; the last layer starts at zero
+    (uniform gate)."""
 
-    def __init__(self, in_channels: int, hidden: int, num_experts: int) -> None:
+    def __init__(self, in_channels: int, hidden: int, num_experts: int, layers: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, hidden, 3, padding=1)
+        self.mid = nn.ModuleList(nn.Conv2d(hidden, hidden, 3, padding=1) for _ in range(layers - 1))
         self.conv2 = nn.Conv2d(hidden, num_experts, 1)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self.conv1.reset_parameters()
+        for conv in self.mid:
+            conv.reset_parameters()
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv2(torch.relu(self.conv1(x)))
+        x = torch.relu(self.conv1(x))
+        for conv in self.mid:
+            x = torch.relu(conv(x))
+        return self.conv2(x)
+
+
+IMAGE_KEY = "image"  # entry of the head's input dict that carries the frames, for a gate that reads them
 
 
 class MoEDepthHead(DPTHead):
@@ -106,9 +116,10 @@ class MoEDepthHead(DPTHead):
         # The gate reads the features the experts share: full resolution for "output", the
         # refinenet1 input (layer-1 resolution, upsampled logits) for "fusion".
         gate_in = cfg.dpt.features // 2 if moe.scope == "output" else cfg.dpt.features
-        self.gate = GateNet(gate_in, moe.gate_hidden, moe.num_experts)
+        self.gate_image = moe.gate_image
+        self.gate = GateNet(gate_in + (3 if moe.gate_image else 0), moe.gate_hidden, moe.num_experts, moe.gate_layers)
 
-    def forward_chunk(self, tokens: dict[int, Tensor], patch_start: int, image_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def forward_chunk(self, tokens: dict, patch_start: int, image_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """-> (raw expert outputs [N, K, 2, H, W], gate logits [N, K, H, W])."""
         maps = self.pyramid(tokens, patch_start, image_hw)
         x = self.fuse_coarse(maps)
@@ -117,7 +128,7 @@ class MoEDepthHead(DPTHead):
             x = F.interpolate(self.scratch.output_conv1(x), size=image_hw, mode="bilinear", align_corners=True)
             shared = add_uv_embedding(x, image_hw, inplace=True)
             raw = torch.stack([expert["output_conv2"](shared) for expert in self.experts], dim=1)
-            logits = self.gate(shared)
+            gate_in = shared
         else:
             raw = torch.stack(
                 [
@@ -126,10 +137,20 @@ class MoEDepthHead(DPTHead):
                 ],
                 dim=1,
             )
-            logits = F.interpolate(self.gate(x), size=image_hw, mode="bilinear", align_corners=True)
+            gate_in = F.interpolate(x, size=image_hw, mode="bilinear", align_corners=True) if self.gate_image else x
+        if self.gate_image:  # centred pixel values: the gate sees colour edges at full resolution
+            gate_in = torch.cat([gate_in, tokens[IMAGE_KEY].to(gate_in.dtype) - 0.5], dim=1)
+        logits = self.gate(gate_in)
+        if logits.shape[-2:] != image_hw:
+            logits = F.interpolate(logits, size=image_hw, mode="bilinear", align_corners=True)
         return raw, logits
 
-    def mixture(self, tokens: dict[int, Tensor], patch_start: int, image_hw: tuple[int, int]) -> MixtureOutput:
+    def mixture(self, tokens: dict[int, Tensor], patch_start: int, image_hw: tuple[int, int], images: Tensor | None = None) -> MixtureOutput:
+        """`images` [B, S, 3, H, W] in [0, 1]: needed when the gate reads the image (moe.gate_image)."""
+        if self.gate_image:
+            if images is None:
+                raise ValueError("this MoE head's gate reads the input image: pass images to mixture()")
+            tokens = {**tokens, IMAGE_KEY: images}
         raw, logits = self.forward(tokens, patch_start, image_hw)
         depth, conf = activate_depth(raw.flatten(0, 2))
         expert_depth, expert_conf = depth.unflatten(0, raw.shape[:3]), conf.unflatten(0, raw.shape[:3])
@@ -160,6 +181,18 @@ class MoEDepthHead(DPTHead):
         for param in self.experts.parameters():
             if param.numel() > 1:
                 param.add_(torch.randn(param.shape, generator=generator).to(param) * (noise * param.std()))
+
+
+    @torch.no_grad()
+    def spread_experts(self, spread: float) -> None:
+        """Offset the experts' log-depth outputs evenly over [-spread, +spread] (expert 0 nearest):
+        each starts as a distinct hypothesis, nearer or farther than the DPT head, so on either
+        side of a blurred edge a different expert explains the truth best and the gate has
+        something to learn from the first step."""
+        count = len(self.experts)
+        for k, expert in enumerate(self.experts):
+            offset = spread * (2 * k / (count - 1) - 1) if count > 1 else 0.0
+            expert["output_conv2"][-1].bias[0] += offset
 
 
 def _owned_by_experts(key: str, scope: str) -> bool:
