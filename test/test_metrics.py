@@ -11,7 +11,6 @@ from scipy.spatial.transform import Rotation
 from moe3d_ros.eval.metrics import (
     BOUNDARY_THRESHOLDS,
     boundary_f1,
-    boundary_recall,
     boundary_scores,
     depth_metrics,
     discontinuity_band,
@@ -128,7 +127,7 @@ def test_edge_shifted_by_one_column():
 
 def test_prediction_without_edges_scores_zero():
     assert boundary_f1(np.full((12, 12), 1.5), square_scene()) == 0.0
-    assert boundary_recall(np.full((12, 12), 1.5), square_scene()) == 0.0
+    assert boundary_scores(np.full((12, 12), 1.5), square_scene())["boundary_recall"] == 0.0
 
 
 def test_extra_predicted_edges_cost_precision_not_recall():
@@ -137,7 +136,7 @@ def test_extra_predicted_edges_cost_precision_not_recall():
     pred[1:3, 8:11] = 1.5  # a 2 x 3 patch with inverse-depth ratio 2 / 1.5 = 1.33 > 1.25
     # Horizontal directions: 4 true + 2 extra pairs -> p = 4/6; vertical: 4 + 3 -> p = 4/7.
     # p = 0.25 * (2/3 + 2/3 + 4/7 + 4/7) = 13/21, r = 1, F1 = 2 p / (p + 1) = 13/17.
-    assert boundary_recall(pred, gt) == pytest.approx(1.0)
+    assert boundary_scores(pred, gt)["boundary_recall"] == pytest.approx(1.0)
     assert boundary_scores(pred, gt)["boundary_precision"] == pytest.approx(13 / 21)
     assert boundary_f1(pred, gt) == pytest.approx(13 / 17)
 
@@ -198,6 +197,7 @@ def test_gate_switches_on_the_edge_are_not_off_edge_and_switches_on_a_surface_ar
     both = on_edge.copy()
     both[:, 16:] = 2
     assert gate_switches_off_edges(both, gt) == pytest.approx(0.5)
+    assert gate_switches_off_edges(both, gt, band=discontinuity_band(gt)) == pytest.approx(0.5)  # band given
     assert math.isnan(gate_switches_off_edges(np.zeros(gt.shape, dtype=np.uint8), gt))
     invalid = np.ones(gt.shape, dtype=bool)
     invalid[:, 16] = False  # a switch next to missing ground truth is not scored

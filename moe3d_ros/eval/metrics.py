@@ -174,11 +174,6 @@ def boundary_f1(pred_depth: Array, gt_depth: Array, valid: Array | None = None) 
     return boundary_scores(pred_depth, gt_depth, valid)["boundary_f1"]
 
 
-def boundary_recall(pred_depth: Array, gt_depth: Array, valid: Array | None = None) -> float:
-    """The same weighted average of the boundary recall term alone; see boundary_scores."""
-    return boundary_scores(pred_depth, gt_depth, valid)["boundary_recall"]
-
-
 # ----------------------------------------------------------------------------- flying points
 
 
@@ -207,12 +202,13 @@ def discontinuity_band(gt_depth: Array, valid: Array | None = None, ratio: float
     return contour & mask
 
 
-def gate_switches_off_edges(winner: np.ndarray, gt_depth: Array, valid: Array | None = None) -> float:
+def gate_switches_off_edges(winner: np.ndarray, gt_depth: Array, valid: Array | None = None, band: Array | None = None) -> float:
     """Share of the gate's switches that lie away from ground-truth depth edges.
 
     A switch pixel has a 4-neighbour won by another expert; with "winner" fusion the depth can
-    step there. Switches outside discontinuity_band (on a surface) put a false step into the
-    depth, so 0 is best. NaN when the gate never switches between valid pixels.
+    step there. Switches outside `band` (default discontinuity_band of the ground truth; pass it
+    when already computed) are on a surface and put a false step into the depth, so 0 is best.
+    NaN when the gate never switches between valid pixels.
     """
     winner = np.asarray(winner)
     mask = valid_depth_mask(gt_depth, valid)
@@ -225,7 +221,8 @@ def gate_switches_off_edges(winner: np.ndarray, gt_depth: Array, valid: Array | 
     switch[:-1, :] |= across_y
     if not switch.any():
         return float("nan")
-    return float((switch & ~discontinuity_band(gt_depth, mask)).sum() / switch.sum())
+    band = discontinuity_band(gt_depth, mask) if band is None else np.asarray(band, dtype=bool)
+    return float((switch & ~band).sum() / switch.sum())
 
 
 def _camera_points(depth: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:

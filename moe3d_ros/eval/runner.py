@@ -136,8 +136,9 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
         values["flying_ratio"] = flying["flying_ratio"]
         values["band_chamfer"] = flying["band_chamfer"]
         if pred.winner is not None and pred.winner[i].shape == gt.shape:
-            values.update(expert_shares(pred.winner[i], pred.num_experts, gt, valid))
-            values["gate_switches_off_edges"] = M.gate_switches_off_edges(pred.winner[i], gt, valid)
+            band = M.discontinuity_band(gt, valid)
+            values.update(expert_shares(pred.winner[i], pred.num_experts, band, valid & ~band))
+            values["gate_switches_off_edges"] = M.gate_switches_off_edges(pred.winner[i], gt, valid, band)
         for key, value in values.items():
             if np.isfinite(value):
                 per_frame.setdefault(key, []).append(float(value))
@@ -153,13 +154,11 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
     return scores
 
 
-def expert_shares(winner: np.ndarray, num_experts: int, gt: np.ndarray, valid: np.ndarray) -> dict[str, float]:
-    """Share of pixels each expert wins near ground-truth depth edges and on surfaces (away from
-    them): how the gate specialised."""
-    band = M.discontinuity_band(gt, valid)
-    surfaces = valid & ~band
+def expert_shares(winner: np.ndarray, num_experts: int, edges: np.ndarray, surfaces: np.ndarray) -> dict[str, float]:
+    """Share of pixels each expert wins near ground-truth depth edges (`edges`, the discontinuity
+    band) and on surfaces (valid pixels away from them): how the gate specialised."""
     shares = {}
-    for region, mask in (("edges", band), ("surfaces", surfaces)):
+    for region, mask in (("edges", edges), ("surfaces", surfaces)):
         counts = np.bincount(winner[mask].astype(np.int64), minlength=num_experts)[:num_experts]
         total = max(int(counts.sum()), 1)
         for k in range(num_experts):
