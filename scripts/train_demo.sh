@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the bundled demo models on the CPU (about 80 minutes on 2 cores):
+# Reproduces the bundled demo models on the CPU (95 minutes on 2 cores, measured):
 #   1. the demo preset with the plain DPT depth head, whole model trained from scratch;
 #   2a. the baseline: its DPT head trained on, backbone frozen, for the MoE head's budget;
 #   2b. MoE3D: a 4-expert MoE head initialised from step 1's DPT head, trained with a

@@ -182,7 +182,6 @@ class MoEDepthHead(DPTHead):
             if param.numel() > 1:
                 param.add_(torch.randn(param.shape, generator=generator).to(param) * (noise * param.std()))
 
-
     @torch.no_grad()
     def spread_experts(self, spread: float) -> None:
         """Offset the experts' log-depth outputs evenly over [-spread, +spread] (expert 0 nearest):
