@@ -10,11 +10,19 @@ otherwise, and re-decided when publishers come and go. History stays depth 1 (ne
 The standard ROS 2 QoS overrides (`qos_overrides./topic.subscription.reliability|depth|history`)
 are declared for every input and win over `input_qos`: in `auto` mode the reliability parameter
 reads `system_default` until the user sets it.
+
+In `auto` mode a subscription has no QoS event handlers. rclpy's executor builds its wait set in
+one thread while a timer callback runs in another; an event handler whose subscription is
+destroyed in between raises InvalidHandle in the executor and ends the node (seen at start-up,
+when a camera's topics all turned reliable at once). The subscription itself is safe to replace:
+rclpy skips a destroyed one. The incompatible-QoS warning those handlers would print is what
+`auto` resolves anyway, with its own log line.
 """
 from __future__ import annotations
 
 from typing import Callable
 
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QosCallbackResult, QoSOverridingOptions
@@ -61,11 +69,15 @@ class InputSubscription:
     def _subscribe(self):
         initial = ReliabilityPolicy.SYSTEM_DEFAULT if self.mode == "auto" else FIXED[self.mode]
         qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=initial)
-        options = QoSOverridingOptions.with_default_policies(callback=self._resolve)
-        if self.mode != "auto":
+        if self.mode == "auto":
+            options = QoSOverridingOptions.with_default_policies(callback=self._resolve)
+            events = SubscriptionEventCallbacks(use_default_callbacks=False)  # replaceable: see the module docstring
+        else:
             # The parameter shows the fixed choice; a user's override still differs from it or not.
             options = QoSOverridingOptions.with_default_policies(callback=self._accept_fixed)
-        return self.node.create_subscription(self.msg_type, self.topic, self.callback, qos, qos_overriding_options=options)
+            events = None  # never replaced: rclpy's default handlers warn about incompatible publishers
+        return self.node.create_subscription(self.msg_type, self.topic, self.callback, qos,
+                                             qos_overriding_options=options, event_callbacks=events)
 
     def _accept_fixed(self, qos: QoSProfile) -> QosCallbackResult:
         self.overridden = qos.reliability != FIXED[self.mode]
