@@ -8,6 +8,10 @@ in that space, so the loss does not depend on the ground truth's global scale.
   Gaussian, scale = 1 / expert confidence), computed with log-sum-exp.
 - Gate entropy times lambda: minimising it pushes every pixel towards one expert.
 - Optional, for an unfrozen backbone: VGGT-style depth-gradient loss and camera loss.
+- Optional: a per-frame scale-invariant log-depth L1. The confidence-weighted likelihood lets a
+  model give up on pixels it gets badly wrong (its gradient there is 1 / |error|), which is where
+  relative-error metrics such as AbsRel are decided (a near object predicted as the floor behind
+  it); this term weighs every pixel's relative error alike, up to one scale per frame.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class LossConfig:
     likelihood: str = "laplace"  # or "gaussian"
     entropy_weight: float = 1e-4
     gradient_weight: float = 0.0
+    scale_invariant_weight: float = 0.0
     camera_weight: float = 0.0
     camera_iteration_decay: float = 0.6  # weight of refinement iteration i of n: decay^(n-1-i)
     winner_takes_all_steps: int = 0  # first steps: each pixel trains only its best expert (MoE warm-up)
@@ -32,7 +37,7 @@ class LossConfig:
     def __post_init__(self) -> None:
         if self.likelihood not in ("laplace", "gaussian"):
             raise ValueError(f"likelihood {self.likelihood!r} unknown (use 'laplace' or 'gaussian')")
-        if min(self.entropy_weight, self.gradient_weight, self.camera_weight) < 0:
+        if min(self.entropy_weight, self.gradient_weight, self.scale_invariant_weight, self.camera_weight) < 0:
             raise ValueError("loss weights must be non-negative")
         if self.winner_takes_all_steps < 0:
             raise ValueError("loss.winner_takes_all_steps must be >= 0")
@@ -105,6 +110,16 @@ def gradient_loss(depth: Tensor, target: Tensor, valid: Tensor) -> Tensor:
     return 0.5 * (masked_mean(dx, valid_x) + masked_mean(dy, valid_y))
 
 
+def scale_invariant_loss(depth: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+    """Mean |log(depth / target) - m| over valid pixels, m the frame's mean log ratio: each frame's
+    relative error up to one scale, as per-image scale-fitted metrics see it. [B, S, H, W]."""
+    log_ratio = torch.log(depth.clamp_min(1e-6)) - torch.log(torch.where(valid, target, torch.ones_like(target)))
+    weights = valid.to(depth.dtype)
+    count = weights.sum(dim=(-2, -1), keepdim=True)
+    frame_shift = (log_ratio * weights).sum(dim=(-2, -1), keepdim=True) / count.clamp_min(1.0)
+    return masked_mean((log_ratio - frame_shift).abs(), valid)
+
+
 def camera_loss(pose_enc_list: list[Tensor], target_pose_enc: Tensor, decay: float) -> Tensor:
     """Weighted L1 over the refinement iterations; later iterations weigh more."""
     total = target_pose_enc.new_zeros(())
@@ -130,7 +145,7 @@ class Targets:
 
 
 def compute_losses(output, targets: Targets, cfg: LossConfig, winner_takes_all: bool = False) -> dict[str, Tensor]:
-    """All loss terms of one step (keys: nll, entropy, [wta], [gradient], [camera], total).
+    """All loss terms of one step (keys: nll, entropy, [wta], [gradient], [scale_invariant], [camera], total).
 
     `output` is the model's VGGTOutput; with the MoE head its mixture is used, with the plain
     DPT head the depth and confidence form a one-expert mixture. With `winner_takes_all` the
@@ -154,6 +169,9 @@ def compute_losses(output, targets: Targets, cfg: LossConfig, winner_takes_all: 
     if cfg.gradient_weight > 0:
         terms["gradient"] = gradient_loss(output.depth, target, valid)
         total = total + cfg.gradient_weight * terms["gradient"]
+    if cfg.scale_invariant_weight > 0:
+        terms["scale_invariant"] = scale_invariant_loss(output.depth, target, valid)
+        total = total + cfg.scale_invariant_weight * terms["scale_invariant"]
     if cfg.camera_weight > 0:
         if not output.pose_enc_list:
             raise ValueError("camera_weight > 0 needs the camera head in the forward pass")
@@ -176,5 +194,6 @@ __all__ = [
     "gradient_loss",
     "mixture_nll",
     "normalisation_scale",
+    "scale_invariant_loss",
     "winner_takes_all_nll",
 ]
