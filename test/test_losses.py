@@ -19,6 +19,7 @@ from moe3d_ros.train.losses import (
     mixture_nll,
     WTA_RELAXATION,
     normalisation_scale,
+    scale_invariant_loss,
     winner_takes_all_nll,
 )
 
@@ -144,6 +145,31 @@ def test_gradient_loss_ignores_a_constant_offset():
     ramp = torch.arange(5.0).expand(1, 1, 5, 5)
     # error grows by 1 per column: mean |dx| = 1, |dy| = 0 -> 0.5
     assert gradient_loss(target + ramp, target, valid).item() == pytest.approx(0.5, rel=1e-6)
+
+
+def test_scale_invariant_loss_ignores_each_frames_scale_and_weighs_relative_error():
+    target = torch.rand(1, 2, 4, 5, dtype=torch.float64) + 0.5
+    valid = torch.ones_like(target, dtype=torch.bool)
+    per_frame_scale = torch.tensor([3.0, 0.2], dtype=torch.float64).view(1, 2, 1, 1)
+    assert scale_invariant_loss(target * per_frame_scale, target, valid).item() == pytest.approx(0.0, abs=1e-12)
+    # One pixel of 40 off by a factor e: its log ratio is 1 above the other 19 of its frame;
+    # the frame's mean moves by 1/20, so |deviations| = 19/20 + 19 * 1/20, over 40 pixels.
+    pred = target.clone()
+    pred[0, 0, 0, 0] *= math.e
+    assert scale_invariant_loss(pred, target, valid).item() == pytest.approx((19 / 20 + 19 / 20) / 40, rel=1e-9)
+    # The same pixel after an invalid neighbour: invalid pixels count neither in the mean nor the shift.
+    valid[0, 0, 0, 1] = False
+    pred[0, 0, 0, 1] = 1e6
+    assert scale_invariant_loss(pred, target, valid).item() == pytest.approx((18 / 19 + 18 / 19) / 39, rel=1e-9)
+
+
+def test_scale_invariant_term_joins_the_total_only_with_a_weight():
+    out, window = _output(), _window(1.0)
+    assert "scale_invariant" not in compute_losses(out, window, LossConfig())
+    terms = compute_losses(out, window, LossConfig(scale_invariant_weight=0.5))
+    assert terms["total"].item() == pytest.approx((terms["nll"] + 1e-4 * terms["entropy"] + 0.5 * terms["scale_invariant"]).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="non-negative"):
+        LossConfig(scale_invariant_weight=-1.0)
 
 
 def test_pose_encoding_round_trip_and_camera_loss():
