@@ -4,6 +4,8 @@
 # frozen), starting from config/demo_moe.yaml with the winner-takes-all warm-up scaled to 100
 # steps, then `moe3d-eval` scores it on the 8 held-out scenes against the DPT head trained the
 # same way (variant "dpt", run first when missing). About 5 minutes per variant on 2 CPU cores.
+# "end_to_end" also trains the backbone (at the step-1 learning rate); its baseline stays the
+# frozen-backbone DPT head.
 # Usage: bash scripts/demo_ablation.sh [variant ...]   (default: all)
 # Runs go to $RUNS (default runs/ablation), reports to reports/demo_ablation/<variant>.
 set -euo pipefail
@@ -21,8 +23,10 @@ declare -A VARIANTS=(
     [no_wta]="loss.winner_takes_all_steps=0"
     [no_anneal]="train.gate_temperature_start=0"
     [k2]="model.moe.num_experts=2"
+    [entropy_1e-2]="loss.entropy_weight=1e-2"
+    [end_to_end]="train.backbone=full train.lr=5e-4"
 )
-ORDER=(dpt recipe no_spread no_image no_wta no_anneal k2)
+ORDER=(dpt recipe no_spread no_image no_wta no_anneal k2 entropy_1e-2 end_to_end)
 
 train_variant() {
     local name=$1 sets=()
