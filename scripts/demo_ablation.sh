@@ -23,10 +23,11 @@ declare -A VARIANTS=(
     [no_wta]="loss.winner_takes_all_steps=0"
     [no_anneal]="train.gate_temperature_start=0"
     [k2]="model.moe.num_experts=2"
+    [wide_spread]="model.init_spread=0.3"
     [entropy_1e-2]="loss.entropy_weight=1e-2"
     [end_to_end]="train.backbone=full train.lr=5e-4"
 )
-ORDER=(dpt recipe no_spread no_image no_wta no_anneal k2 entropy_1e-2 end_to_end)
+ORDER=(dpt recipe no_spread no_image no_wta no_anneal k2 wide_spread entropy_1e-2 end_to_end)
 
 train_variant() {
     local name=$1 sets=()
