@@ -4,8 +4,9 @@
 # frozen), starting from config/demo_moe.yaml with the winner-takes-all warm-up scaled to 100
 # steps, then `moe3d-eval` scores it on the 8 held-out scenes against the DPT head trained the
 # same way (variant "dpt", run first when missing). About 5 minutes per variant on 2 CPU cores.
-# "end_to_end" also trains the backbone (at the step-1 learning rate); its baseline stays the
-# frozen-backbone DPT head.
+# "end_to_end*" also train the backbone (at the step-1 learning rate); their baseline stays the
+# frozen-backbone DPT head, and "dpt_end_to_end" (the DPT head with the backbone trained the
+# same way, scored like a variant) says how much of their AbsRel is the backbone's training.
 # Usage: bash scripts/demo_ablation.sh [variant ...]   (default: all)
 # Runs go to $RUNS (default runs/ablation), reports to reports/demo_ablation/<variant>.
 set -euo pipefail
@@ -26,8 +27,10 @@ declare -A VARIANTS=(
     [wide_spread]="model.init_spread=0.3"
     [entropy_1e-2]="loss.entropy_weight=1e-2"
     [end_to_end]="train.backbone=full train.lr=5e-4"
+    [end_to_end_entropy_1e-2]="train.backbone=full train.lr=5e-4 loss.entropy_weight=1e-2"
+    [dpt_end_to_end]="model.depth_head=dpt train.backbone=full train.lr=5e-4 loss.entropy_weight=0 loss.winner_takes_all_steps=0"
 )
-ORDER=(dpt recipe no_spread no_image no_wta no_anneal k2 wide_spread entropy_1e-2 end_to_end)
+ORDER=(dpt recipe no_spread no_image no_wta no_anneal k2 wide_spread entropy_1e-2 end_to_end end_to_end_entropy_1e-2 dpt_end_to_end)
 
 train_variant() {
     local name=$1 sets=()
