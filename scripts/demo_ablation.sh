@@ -45,6 +45,8 @@ done
 for name in "${@:-${ORDER[@]}}"; do
     [[ $name == dpt ]] && continue
     train_variant "$name"
+    baseline=(--baseline "$RUNS/dpt/model")
+    [[ $name == dpt_* ]] && baseline=()  # a DPT variant is scored alone: its baseline is the dpt column of the other reports
     "$PYTHON" -m moe3d_ros.cli.eval --protocol synthetic --scenes 8 --frames 4 --figures 1 \
-        --checkpoint "$RUNS/$name/model" --baseline "$RUNS/dpt/model" --out "reports/demo_ablation/$name"
+        --checkpoint "$RUNS/$name/model" "${baseline[@]}" --out "reports/demo_ablation/$name"
 done

@@ -119,6 +119,14 @@ def test_nyu_protocol_on_official_splits(models, tmp_path):
     assert "acc_mean" not in result["summary"]["dpt"] and np.isfinite(result["summary"]["dpt"]["abs_rel"])
 
 
+def test_two_dpt_models_are_refused_rather_than_one_replacing_the_other(models, tmp_path, caplog):
+    _, dpt = models
+    args = ["--protocol", "synthetic", "--scenes", "1", "--frames", "2", "--checkpoint", str(dpt), "--baseline", str(dpt),
+            "--out", str(tmp_path / "report")]
+    assert _run(args) == 2
+    assert "has a DPT depth head" in caplog.text and "without --baseline" in caplog.text
+
+
 def test_missing_dataset_is_a_clear_error(models, tmp_path, caplog):
     moe, _ = models
     assert _run(["--protocol", "nrgbd", "--data-root", str(tmp_path / "absent"), "--checkpoint", str(moe), "--out", str(tmp_path / "r")]) == 2

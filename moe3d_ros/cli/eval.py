@@ -72,11 +72,12 @@ def load_models(args: argparse.Namespace) -> tuple[dict[str, VGGT], list[str]]:
         return models, described
     path = resolve_path(args.checkpoint)
     ours = path.is_dir() and (path / CONFIG_FILE).exists()
-    if ours:
-        probe, _ = load_any(path)
-        add("moe" if probe.config.depth_head == "moe" else "dpt", path)
-    else:
-        add("dpt", path)
+    dpt_checkpoint = not ours or load_any(path)[0].config.depth_head == "dpt"
+    if dpt_checkpoint and args.baseline and not args.moe_head:
+        # Both would be the "dpt" system, and the baseline would silently replace the checkpoint.
+        raise ValueError(f"--checkpoint {args.checkpoint} has a DPT depth head: --baseline compares an MoE model with a DPT one; "
+                         "score two DPT models in two runs (without --baseline)")
+    add("dpt" if dpt_checkpoint else "moe", path)
     if args.moe_head:
         add("moe", path, moe_head=args.moe_head)
     if args.baseline:
