@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import CONFIG_FILE, DEMO_BASELINE_DIR, DEMO_MODEL_DIR, DEMO_WARNING, CheckpointError, load_any, resolve_path
+from ..checkpoint import CONFIG_FILE, DEMO_BASELINE_DIR, DEMO_MODEL_DIR, DEMO_WARNING, CheckpointError, load_any, read_config, resolve_path
 from ..data.sources import DatasetError
 from ..eval import protocols as P
 from ..eval.report import scene_figure, write_report
@@ -72,7 +72,7 @@ def load_models(args: argparse.Namespace) -> tuple[dict[str, VGGT], list[str]]:
         return models, described
     path = resolve_path(args.checkpoint)
     ours = path.is_dir() and (path / CONFIG_FILE).exists()
-    dpt_checkpoint = not ours or load_any(path)[0].config.depth_head == "dpt"
+    dpt_checkpoint = not ours or read_config(path)[0].depth_head == "dpt"  # the config says; add() loads the weights once
     if dpt_checkpoint and args.baseline and not args.moe_head:
         # Both would be the "dpt" system, and the baseline would silently replace the checkpoint.
         raise ValueError(f"--checkpoint {args.checkpoint} has a DPT depth head: --baseline compares an MoE model with a DPT one; "
