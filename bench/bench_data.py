@@ -2,9 +2,9 @@
 """Training data throughput: synthetic batches per second with worker processes, and the share of
 each training step spent waiting for its batch (the demo recipe's step 1 by default).
 
-    python bench/bench_data.py [--workers 0,1,2] [--steps 20] [--batch 1] [--device auto]
+    python bench/bench_data.py [--workers 0,1,2] [--steps 20] [--batch 1,8] [--device auto]
 
-Part 1 times `sampler.batch` alone (frames/s made) for each worker count; part 2 runs the real
+For each batch size and worker count, part 1 times `sampler.batch` alone (frames/s made); part 2 runs the real
 Trainer (demo preset, DPT head, whole model, 4 frames at 168x224) for --steps steps and reports
 the median step time, frames/s trained and the median share of a step spent waiting for data.
 The first steps (worker start-up, allocation) are not counted.
@@ -73,20 +73,21 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "demo_dpt.yaml")
     parser.add_argument("--workers", default=f"0,{max(available_cores() - 1, 1)}")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--batch", default="1", help="windows per step, comma-separated")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("out/bench_data"))
     args = parser.parse_args()
     results = {"cores": available_cores(), "device": "", "rows": []}
-    for workers in (int(w) for w in args.workers.split(",")):
-        cfg = load_train_config(args.config, {"train.batch_size": args.batch, "train.device": args.device,
+    runs = [(int(b), int(w)) for b in args.batch.split(",") for w in args.workers.split(",")]
+    for batch, workers in runs:
+        cfg = load_train_config(args.config, {"train.batch_size": batch, "train.device": args.device,
                                               "train.steps": 10**6, "data.workers": workers,
                                               "output.dir": tempfile.mkdtemp(), "output.tensorboard": False})
         made = sampler_rate(cfg, max(args.steps, 2 * workers))
         trained = training_rate(cfg, args.steps)
-        row = {"workers": workers, "batch": args.batch, "sampler_frames_per_s": made, **trained}
+        row = {"workers": workers, "batch": batch, "sampler_frames_per_s": made, **trained}
         results["rows"].append(row)
-        print(f"workers {workers}, batch {args.batch}: sampler {made:.1f} frames/s; training {trained['step_s']:.3f} s/step = "
+        print(f"workers {workers}, batch {batch}: sampler {made:.1f} frames/s; training {trained['step_s']:.3f} s/step = "
               f"{trained['frames_per_s']:.1f} frames/s, waiting for data {100 * trained['data_wait_share']:.0f}% of a step",
               flush=True)
     results["device"] = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "cpu"

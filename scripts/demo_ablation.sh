@@ -8,14 +8,19 @@
 # frozen-backbone DPT head, and "dpt_end_to_end" (the DPT head with the backbone trained the
 # same way, scored like a variant) says how much of their AbsRel is the backbone's training.
 # Usage: bash scripts/demo_ablation.sh [variant ...]   (default: all)
-# Runs go to $RUNS (default runs/ablation), reports to reports/demo_ablation/<variant>.
+# Runs go to $RUNS (default runs/ablation), reports to $REPORTS/<variant> (reports/demo_ablation).
+# The recipe's own budget (1000 steps of 4-frame windows, 200 warm-up steps), all variants at once
+# on a GPU (each with one data worker; the GPU table in the README):
+#   STEPS=1000 FRAMES=4 WTA=200 DEVICE=cuda PARALLEL=1 bash scripts/demo_ablation.sh dpt recipe ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-runs/ablation}"
+REPORTS="${REPORTS:-reports/demo_ablation}"
 PYTHON="${PYTHON:-.venv/bin/python}"
-COMMON=(--set model.checkpoint=moe3d_ros/models/demo_dpt --set train.steps=300 --set train.warmup_steps=20
-        --set data.frames=2 --set loss.winner_takes_all_steps=100 --set output.log_every=10
-        --set output.checkpoint_every=10000)
+STEPS="${STEPS:-300}" FRAMES="${FRAMES:-2}" WTA="${WTA:-100}" DEVICE="${DEVICE:-cpu}" PARALLEL="${PARALLEL:-0}"
+COMMON=(--set model.checkpoint=moe3d_ros/models/demo_dpt --set "train.steps=$STEPS" --set train.warmup_steps=20
+        --set "data.frames=$FRAMES" --set "loss.winner_takes_all_steps=$WTA" --set "train.device=$DEVICE"
+        --set output.log_every=10 --set output.checkpoint_every=100000)
 declare -A VARIANTS=(
     [dpt]="model.depth_head=dpt train.lr=2e-4 loss.entropy_weight=0 loss.winner_takes_all_steps=0"
     [recipe]=""
@@ -28,9 +33,10 @@ declare -A VARIANTS=(
     [entropy_1e-2]="loss.entropy_weight=1e-2"
     [end_to_end]="train.backbone=full train.lr=5e-4"
     [end_to_end_entropy_1e-2]="train.backbone=full train.lr=5e-4 loss.entropy_weight=1e-2"
+    [end_to_end_no_spread]="train.backbone=full train.lr=5e-4 model.init_spread=0"
     [dpt_end_to_end]="model.depth_head=dpt train.backbone=full train.lr=5e-4 loss.entropy_weight=0 loss.winner_takes_all_steps=0"
 )
-ORDER=(dpt recipe no_spread no_image no_wta no_anneal k2 wide_spread entropy_1e-2 end_to_end end_to_end_entropy_1e-2 dpt_end_to_end)
+ORDER=(dpt recipe no_spread no_image no_wta no_anneal k2 wide_spread entropy_1e-2 end_to_end end_to_end_entropy_1e-2 end_to_end_no_spread dpt_end_to_end)
 
 train_variant() {
     local name=$1 sets=()
@@ -38,15 +44,38 @@ train_variant() {
     "$PYTHON" -m moe3d_ros.cli.train config/demo_moe.yaml "${COMMON[@]}" "${sets[@]}" --set "output.dir=$RUNS/$name"
 }
 
-for name in "${@:-${ORDER[@]}}"; do
+score_variant() {
+    local name=$1 baseline=(--baseline "$RUNS/dpt/model")
+    [[ $name == dpt_* ]] && baseline=()  # a DPT variant is scored alone: its baseline is the dpt column of the other reports
+    "$PYTHON" -m moe3d_ros.cli.eval --protocol synthetic --scenes 8 --frames 4 --figures 1 --device "$DEVICE" \
+        --checkpoint "$RUNS/$name/model" "${baseline[@]}" --out "$REPORTS/$name"
+}
+
+# PARALLEL=1: `$1 name` for every name at once, each logging to $RUNS/<name>.<$1>.log; fails when any fails.
+each() {
+    local step=$1 i failed=0 pids=()
+    shift
+    local names=("$@")
+    if [[ $PARALLEL != 1 ]]; then
+        for i in "${!names[@]}"; do "$step" "${names[$i]}"; done
+        return
+    fi
+    mkdir -p "$RUNS"
+    for i in "${!names[@]}"; do "$step" "${names[$i]}" > "$RUNS/${names[$i]}.$step.log" 2>&1 & pids+=($!); done
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || { failed=1; echo "demo_ablation: $step ${names[$i]} failed, see $RUNS/${names[$i]}.$step.log" >&2; }
+    done
+    return $failed
+}
+
+names=("${@:-${ORDER[@]}}")
+for name in "${names[@]}"; do
     [[ -v "VARIANTS[$name]" ]] || { echo "unknown variant $name (choose from: ${ORDER[*]})" >&2; exit 2; }
 done
-[[ -f "$RUNS/dpt/model/model.safetensors" ]] || train_variant dpt
-for name in "${@:-${ORDER[@]}}"; do
-    [[ $name == dpt ]] && continue
-    train_variant "$name"
-    baseline=(--baseline "$RUNS/dpt/model")
-    [[ $name == dpt_* ]] && baseline=()  # a DPT variant is scored alone: its baseline is the dpt column of the other reports
-    "$PYTHON" -m moe3d_ros.cli.eval --protocol synthetic --scenes 8 --frames 4 --figures 1 \
-        --checkpoint "$RUNS/$name/model" "${baseline[@]}" --out "reports/demo_ablation/$name"
-done
+to_train=()
+[[ -f "$RUNS/dpt/model/model.safetensors" ]] || to_train+=(dpt)
+for name in "${names[@]}"; do [[ $name == dpt ]] || to_train+=("$name"); done
+each train_variant "${to_train[@]}"
+to_score=()
+for name in "${names[@]}"; do [[ $name == dpt ]] || to_score+=("$name"); done
+each score_variant "${to_score[@]}"
