@@ -16,6 +16,8 @@ from moe3d_ros.train.losses import (
     compute_losses,
     gate_entropy,
     gradient_loss,
+    local_quantile_nll,
+    local_quantile_targets,
     mixture_nll,
     WTA_RELAXATION,
     normalisation_scale,
@@ -227,3 +229,67 @@ def test_winner_takes_all_replaces_the_nll_in_the_total_only_when_asked():
     assert warm["total"] == warm["wta"] and warm["nll"] == plain["nll"]
     with pytest.raises(ValueError, match="winner_takes_all_steps"):
         LossConfig(winner_takes_all_steps=-1)
+
+
+def _step_edge(width: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    """[1, 1, 6, width] depth 1 on the left half and 2 on the right; all valid."""
+    depth = torch.ones(1, 1, 6, width, dtype=torch.float64)
+    depth[..., width // 2:] = 2.0
+    return depth, torch.ones_like(depth, dtype=torch.bool)
+
+
+def test_local_quantiles_split_at_an_edge_and_agree_on_surfaces():
+    depth, valid = _step_edge()
+    quantiles = local_quantile_targets(depth, valid, num_experts=3, window=5)  # [1, 1, 3, 6, 12]
+    assert quantiles.shape == (1, 1, 3, 6, 12)
+    row = quantiles[0, 0, :, 3]
+    for column in (0, 1, 2, 3, 8, 9, 10, 11):  # more than 2 px from the edge: the experts agree
+        assert torch.all(row[:, column] == depth[0, 0, 3, column])
+    for column in (4, 5, 6, 7):  # within 2 px: nearest 1, farthest 2
+        assert row[0, column] == 1.0 and row[2, column] == 2.0
+    assert row[1, 5] == 1.0 and row[1, 6] == 2.0  # the median follows the majority of the square
+
+
+def test_local_quantiles_ignore_invalid_pixels():
+    depth, valid = _step_edge()
+    depth[..., 6:] = float("nan")
+    valid[..., 6:] = False
+    quantiles = local_quantile_targets(torch.nan_to_num(depth, 100.0), valid, num_experts=2, window=5)
+    assert torch.all(quantiles[..., :6] == 1.0)  # the invalid side (100) never shows up
+    assert torch.isnan(quantiles[..., 9:]).all()  # no valid pixel in the square
+
+
+def test_local_quantile_warm_up_pulls_each_expert_to_its_side_and_the_gate_to_the_pixel_side():
+    depth, valid = _step_edge()
+    target = depth[0]  # [1, 6, 12]
+    expert_depth = torch.full((1, 2, 6, 12), 1.5, dtype=torch.float64, requires_grad=True)
+    conf = torch.full((1, 2, 6, 12), 2.0, dtype=torch.float64)
+    logits = torch.zeros(1, 2, 6, 12, dtype=torch.float64, requires_grad=True)
+    loss = local_quantile_nll(expert_depth, conf, torch.log_softmax(logits, dim=-3), target, valid[0], "laplace", 5)
+    loss.backward()
+    near = (slice(None), slice(None), 3, 6)  # first background pixel: nearest depth 1, farthest 2, its own 2
+    assert expert_depth.grad[0, 0, 3, 6] > 0 and expert_depth.grad[0, 1, 3, 6] < 0  # descent: expert 0 nearer, 1 farther
+    assert logits.grad[near][0, 1] < 0 < logits.grad[near][0, 0]  # the gate learns to pick the far expert there
+    assert logits.grad[0, 0, 3, 5] < 0  # the foreground pixel beside it: the near expert
+    assert logits.grad[0, 0, 3, 0] < 0  # a surface pixel: both targets equal, the tie goes to expert 0
+    # every target is 1 or 2, 0.5 from each expert: -log(conf / 2) + conf * 0.5 = 1 per expert,
+    # plus the uniform gate's cross-entropy log 2
+    assert loss.item() == pytest.approx(1.0 + math.log(2.0))
+
+
+def test_local_quantile_warm_up_is_chosen_by_the_config_and_checked():
+    torch.manual_seed(0)
+    depth = torch.rand(1, 2, 3, 6, 7) + 0.5
+    output = VGGTOutput(depth=depth[:, :, 0], depth_conf=torch.ones(1, 2, 6, 7) * 2)
+    output.mixture = MixtureOutput(depth, torch.full_like(depth, 2.0), torch.randn(1, 2, 3, 6, 7), depth[:, :, 0], torch.ones(1, 2, 6, 7))
+    targets = Targets(depth=torch.rand(1, 2, 6, 7) + 0.5, valid=torch.ones(1, 2, 6, 7, dtype=torch.bool),
+                      extrinsics=torch.eye(3, 4).expand(1, 2, 3, 4).clone(), intrinsics=torch.eye(3).expand(1, 2, 3, 3).clone())
+    best = compute_losses(output, targets, LossConfig(entropy_weight=0.0), winner_takes_all=True)
+    quantiles = compute_losses(output, targets, LossConfig(entropy_weight=0.0, warm_up_targets="local_quantiles", quantile_window=3),
+                               winner_takes_all=True)
+    assert quantiles["total"] == quantiles["wta"] and quantiles["nll"] == best["nll"]
+    assert quantiles["wta"] != best["wta"]
+    with pytest.raises(ValueError, match="warm_up_targets"):
+        LossConfig(warm_up_targets="median")
+    with pytest.raises(ValueError, match="quantile_window"):
+        LossConfig(quantile_window=4)

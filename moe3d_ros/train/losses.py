@@ -7,6 +7,10 @@ in that space, so the loss does not depend on the ground truth's global scale.
 - Mixture negative log-likelihood of the ground-truth depth under the K experts (Laplace or
   Gaussian, scale = 1 / expert confidence), computed with log-sum-exp.
 - Gate entropy times lambda: minimising it pushes every pixel towards one expert.
+- A warm-up that makes the experts differ (the first `winner_takes_all_steps` steps): relaxed
+  winner-takes-all on the ground truth, or each expert regressing its own local quantile of the
+  ground truth (nearest .. farthest depth in a small window), so that next to an edge the experts
+  hold the foreground and the background depth and on a surface they agree.
 - Optional, for an unfrozen backbone: VGGT-style depth-gradient loss and camera loss.
 - Optional: a per-frame scale-invariant log-depth L1. The confidence-weighted likelihood lets a
   model give up on pixels it gets badly wrong (its gradient there is 1 / |error|), which is where
@@ -19,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..geometry import cameras_to_pose_encoding, depth_to_world_points
@@ -32,7 +37,9 @@ class LossConfig:
     scale_invariant_weight: float = 0.0
     camera_weight: float = 0.0
     camera_iteration_decay: float = 0.6  # weight of refinement iteration i of n: decay^(n-1-i)
-    winner_takes_all_steps: int = 0  # first steps: each pixel trains only its best expert (MoE warm-up)
+    winner_takes_all_steps: int = 0  # first steps: the MoE warm-up below instead of the mixture NLL
+    warm_up_targets: str = "best"  # "best": relaxed winner-takes-all; "local_quantiles": see local_quantile_nll
+    quantile_window: int = 9  # pixels, odd: the square whose ground-truth quantiles the experts learn
 
     def __post_init__(self) -> None:
         if self.likelihood not in ("laplace", "gaussian"):
@@ -41,6 +48,10 @@ class LossConfig:
             raise ValueError("loss weights must be non-negative")
         if self.winner_takes_all_steps < 0:
             raise ValueError("loss.winner_takes_all_steps must be >= 0")
+        if self.warm_up_targets not in ("best", "local_quantiles"):
+            raise ValueError(f"loss.warm_up_targets {self.warm_up_targets!r} unknown (use 'best' or 'local_quantiles')")
+        if self.quantile_window < 3 or self.quantile_window % 2 == 0:
+            raise ValueError(f"loss.quantile_window must be an odd number of pixels >= 3, got {self.quantile_window}")
 
 
 def normalisation_scale(depth: Tensor, valid: Tensor, extrinsics: Tensor, intrinsics: Tensor) -> Tensor:
@@ -59,8 +70,11 @@ def normalisation_scale(depth: Tensor, valid: Tensor, extrinsics: Tensor, intrin
 
 
 def expert_log_likelihood(expert_depth: Tensor, expert_conf: Tensor, target: Tensor, kind: str) -> Tensor:
-    """log p_k(target) per expert; expert axis at dim -3 ([..., K, H, W]), target [..., H, W]."""
-    residual = (target.unsqueeze(-3) - expert_depth) * expert_conf  # error in units of the scale
+    """log p_k(target) per expert; expert axis at dim -3 ([..., K, H, W]), target [..., H, W]
+    (one for all experts) or [..., K, H, W] (one per expert)."""
+    if target.dim() < expert_depth.dim():
+        target = target.unsqueeze(-3)
+    residual = (target - expert_depth) * expert_conf  # error in units of the scale
     log_conf = torch.log(expert_conf)
     if kind == "laplace":
         return log_conf - math.log(2.0) - residual.abs()
@@ -91,6 +105,40 @@ def winner_takes_all_nll(expert_depth: Tensor, expert_conf: Tensor, log_gate: Te
     weights = torch.full_like(nll, WTA_RELAXATION / (num_experts - 1)).scatter(-3, best, 1.0 - WTA_RELAXATION)
     expert_term = (weights * nll).sum(dim=-3)
     gate_term = -log_gate.gather(-3, best).squeeze(-3)
+    return masked_mean(expert_term, valid) + masked_mean(gate_term, valid)
+
+
+def local_quantile_targets(target: Tensor, valid: Tensor, num_experts: int, window: int) -> Tensor:
+    """[..., K, H, W]: for expert k the k / (K - 1) quantile of the valid ground truth in the
+    window x window square around each pixel (expert 0 the nearest depth, K - 1 the farthest).
+    target/valid [..., H, W]; NaN where the square holds no valid pixel."""
+    *lead, height, width = target.shape
+    pad = window // 2
+    depth = torch.where(valid, target, torch.full_like(target, float("nan"))).reshape(-1, 1, height, width)
+    patches = F.unfold(F.pad(depth.float(), (pad, pad, pad, pad), value=float("nan")), window)  # [N, w*w, H*W]
+    levels = torch.linspace(0.0, 1.0, num_experts, device=target.device)
+    quantiles = torch.nanquantile(patches, levels, dim=1)  # [K, N, H*W]
+    return quantiles.transpose(0, 1).reshape(*lead, num_experts, height, width).to(target.dtype)
+
+
+def local_quantile_nll(
+    expert_depth: Tensor, expert_conf: Tensor, log_gate: Tensor, target: Tensor, valid: Tensor, kind: str, window: int
+) -> Tensor:
+    """Warm-up with fixed roles (cf. SMD-Nets' foreground/background modes): expert k learns the
+    k / (K - 1) local quantile of the ground truth (local_quantile_targets), so next to a depth
+    edge the experts hold both sides' depths and on a surface they agree; the gate learns by
+    cross-entropy to pick the expert whose target is nearest the pixel's own depth (the lowest
+    index on a tie, so on surfaces it keeps one expert and switches only near edges). Unlike
+    winner-takes-all this does not depend on which expert the backbone's local error favours."""
+    num_experts = expert_depth.shape[-3]
+    if num_experts == 1:
+        return masked_mean(-expert_log_likelihood(expert_depth, expert_conf, target, kind).squeeze(-3), valid)
+    quantiles = local_quantile_targets(target, valid, num_experts, window)
+    quantiles = torch.where(valid.unsqueeze(-3), quantiles, torch.ones_like(quantiles))  # a valid pixel is in its own window
+    expert_term = -expert_log_likelihood(expert_depth, expert_conf, quantiles, kind).mean(dim=-3)
+    distance = (quantiles.log() - torch.where(valid, target, torch.ones_like(target)).log().unsqueeze(-3)).abs()
+    nearest = distance.argmin(dim=-3, keepdim=True)
+    gate_term = -log_gate.gather(-3, nearest).squeeze(-3)
     return masked_mean(expert_term, valid) + masked_mean(gate_term, valid)
 
 
@@ -149,7 +197,8 @@ def compute_losses(output, targets: Targets, cfg: LossConfig, winner_takes_all: 
 
     `output` is the model's VGGTOutput; with the MoE head its mixture is used, with the plain
     DPT head the depth and confidence form a one-expert mixture. With `winner_takes_all` the
-    relaxed winner-takes-all loss replaces the mixture NLL in the total (the NLL is still reported).
+    warm-up loss (cfg.warm_up_targets: relaxed winner-takes-all or local quantiles) replaces the
+    mixture NLL in the total (the NLL is still reported, the warm-up as "wta").
     """
     valid = targets.valid & torch.isfinite(targets.depth) & (targets.depth > 0)
     scale = normalisation_scale(targets.depth.nan_to_num(0.0), valid, targets.extrinsics, targets.intrinsics)
@@ -163,7 +212,11 @@ def compute_losses(output, targets: Targets, cfg: LossConfig, winner_takes_all: 
         "nll": mixture_nll(expert_depth, expert_conf, log_gate, target, valid, cfg.likelihood),
         "entropy": gate_entropy(log_gate, valid),
     }
-    if winner_takes_all:
+    if winner_takes_all and cfg.warm_up_targets == "local_quantiles":
+        terms["wta"] = local_quantile_nll(
+            expert_depth, expert_conf, log_gate, target, valid, cfg.likelihood, cfg.quantile_window
+        )
+    elif winner_takes_all:
         terms["wta"] = winner_takes_all_nll(expert_depth, expert_conf, log_gate, target, valid, cfg.likelihood)
     total = terms["wta" if winner_takes_all else "nll"] + cfg.entropy_weight * terms["entropy"]
     if cfg.gradient_weight > 0:
@@ -192,6 +245,8 @@ __all__ = [
     "expert_log_likelihood",
     "gate_entropy",
     "gradient_loss",
+    "local_quantile_nll",
+    "local_quantile_targets",
     "mixture_nll",
     "normalisation_scale",
     "scale_invariant_loss",
