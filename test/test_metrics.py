@@ -20,6 +20,7 @@ from moe3d_ros.eval.metrics import (
     gate_switches_off_edges,
     icp_point_to_point,
     reconstruction_metrics,
+    steps_off_edges,
     surface_metrics,
 )
 from moe3d_ros.geometry import umeyama
@@ -202,6 +203,22 @@ def test_gate_switches_on_the_edge_are_not_off_edge_and_switches_on_a_surface_ar
     invalid = np.ones(gt.shape, dtype=bool)
     invalid[:, 16] = False  # a switch next to missing ground truth is not scored
     assert math.isnan(gate_switches_off_edges(on_surface, gt, invalid))
+
+
+def test_depth_steps_on_the_edge_are_true_and_steps_on_a_surface_are_false():
+    gt = step_scene()  # depth steps between columns 9 and 10
+    assert steps_off_edges(gt, gt) == 0.0  # the truth's own steps all lie on its edges
+    assert steps_off_edges(2.5 * gt, gt) == 0.0  # scale-free
+    false_step = gt.copy()
+    false_step[:, 16:] *= 1.06  # a 6% step 6 px behind the edge, outside the 3-px band
+    assert steps_off_edges(false_step, gt) == pytest.approx(0.5)  # two pixels of each pair, two pairs per row
+    agreeing = gt.copy()
+    agreeing[:, 16:] *= 1.04  # below the boundary metric's lowest threshold: no step
+    assert steps_off_edges(agreeing, gt) == 0.0
+    assert math.isnan(steps_off_edges(np.full(gt.shape, 3.0), gt))  # flat: no step at all
+    invalid = np.ones(gt.shape, dtype=bool)
+    invalid[:, 16] = False  # a step next to missing ground truth is not scored
+    assert steps_off_edges(false_step, gt, invalid) == 0.0
 
 
 def test_exact_prediction_has_no_flying_points():

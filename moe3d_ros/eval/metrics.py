@@ -177,6 +177,16 @@ def boundary_f1(pred_depth: Array, gt_depth: Array, valid: Array | None = None) 
 # ----------------------------------------------------------------------------- flying points
 
 
+def _pixels_of_pairs(across_x: np.ndarray, across_y: np.ndarray) -> np.ndarray:
+    """[H, W] bool: both pixels of every marked horizontal [H, W-1] and vertical [H-1, W] pair."""
+    pixels = np.zeros((across_y.shape[0] + 1, across_x.shape[1] + 1), dtype=bool)
+    pixels[:, 1:] |= across_x
+    pixels[:, :-1] |= across_x
+    pixels[1:, :] |= across_y
+    pixels[:-1, :] |= across_y
+    return pixels
+
+
 def discontinuity_band(gt_depth: Array, valid: Array | None = None, ratio: float = 1.1, width: int = 3) -> np.ndarray:
     """Boolean [H, W]: valid pixels within `width` pixels of a ground-truth depth discontinuity.
 
@@ -192,11 +202,7 @@ def discontinuity_band(gt_depth: Array, valid: Array | None = None, ratio: float
     log_depth = np.log(np.where(mask, gt, 1.0))  # larger / smaller > ratio  <=>  |log difference| > log ratio
     across_x = (np.abs(np.diff(log_depth, axis=1)) > np.log(ratio)) & mask[:, 1:] & mask[:, :-1]
     across_y = (np.abs(np.diff(log_depth, axis=0)) > np.log(ratio)) & mask[1:, :] & mask[:-1, :]
-    contour = np.zeros_like(mask)
-    contour[:, 1:] |= across_x
-    contour[:, :-1] |= across_x
-    contour[1:, :] |= across_y
-    contour[:-1, :] |= across_y
+    contour = _pixels_of_pairs(across_x, across_y)
     if width > 1:
         contour = binary_dilation(contour, structure=np.ones((2 * width - 1, 2 * width - 1), dtype=bool))
     return contour & mask
@@ -212,17 +218,35 @@ def gate_switches_off_edges(winner: np.ndarray, gt_depth: Array, valid: Array | 
     """
     winner = np.asarray(winner)
     mask = valid_depth_mask(gt_depth, valid)
-    switch = np.zeros_like(mask)
     across_x = (winner[:, 1:] != winner[:, :-1]) & mask[:, 1:] & mask[:, :-1]
     across_y = (winner[1:, :] != winner[:-1, :]) & mask[1:, :] & mask[:-1, :]
-    switch[:, 1:] |= across_x
-    switch[:, :-1] |= across_x
-    switch[1:, :] |= across_y
-    switch[:-1, :] |= across_y
+    switch = _pixels_of_pairs(across_x, across_y)
     if not switch.any():
         return float("nan")
     band = discontinuity_band(gt_depth, mask) if band is None else np.asarray(band, dtype=bool)
     return float((switch & ~band).sum() / switch.sum())
+
+
+def steps_off_edges(pred_depth: Array, gt_depth: Array, valid: Array | None = None, band: Array | None = None) -> float:
+    """Share of the predicted depth's steps that lie away from ground-truth depth edges: false steps.
+
+    A step pixel belongs to a 4-neighbour pair whose predicted depth ratio exceeds the boundary
+    metric's lowest threshold (1.05); steps outside `band` (default discontinuity_band of the
+    ground truth) are on a surface, e.g. where a gate switches between experts that disagree on
+    a texture edge. Unlike gate_switches_off_edges it applies to any prediction and ignores
+    switches between agreeing experts, which add no step. 0 is best; NaN when the depth has no step.
+    """
+    pred = _as_float(pred_depth)
+    mask = valid_depth_mask(gt_depth, valid) & valid_depth_mask(pred)
+    log_depth = np.log(np.where(mask, pred, 1.0))
+    threshold = np.log(BOUNDARY_THRESHOLDS[0])
+    across_x = (np.abs(np.diff(log_depth, axis=1)) > threshold) & mask[:, 1:] & mask[:, :-1]
+    across_y = (np.abs(np.diff(log_depth, axis=0)) > threshold) & mask[1:, :] & mask[:-1, :]
+    step = _pixels_of_pairs(across_x, across_y)
+    if not step.any():
+        return float("nan")
+    band = discontinuity_band(gt_depth, mask) if band is None else np.asarray(band, dtype=bool)
+    return float((step & ~band).sum() / step.sum())
 
 
 def _camera_points(depth: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:

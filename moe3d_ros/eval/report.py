@@ -26,6 +26,7 @@ METRICS = {
     "boundary_precision": ("boundary precision", True),
     "boundary_recall": ("boundary recall", True),
     "gate_switches_off_edges": ("gate switches off edges", False),
+    "steps_off_edges": ("depth steps off edges", False),
     "flying_ratio": ("flying-point ratio", False),
     "band_chamfer": ("edge-band Chamfer", False),
     "acc_mean": ("Acc mean", False),

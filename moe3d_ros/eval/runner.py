@@ -135,8 +135,9 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
         flying = M.flying_points(predicted, gt, valid, window.intrinsics[i])
         values["flying_ratio"] = flying["flying_ratio"]
         values["band_chamfer"] = flying["band_chamfer"]
+        band = M.discontinuity_band(gt, valid)
+        values["steps_off_edges"] = M.steps_off_edges(predicted, gt, valid, band)
         if pred.winner is not None and pred.winner[i].shape == gt.shape:
-            band = M.discontinuity_band(gt, valid)
             values.update(expert_shares(pred.winner[i], pred.num_experts, band, valid & ~band))
             values["gate_switches_off_edges"] = M.gate_switches_off_edges(pred.winner[i], gt, valid, band)
         for key, value in values.items():
