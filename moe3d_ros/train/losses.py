@@ -108,6 +108,11 @@ def winner_takes_all_nll(expert_depth: Tensor, expert_conf: Tensor, log_gate: Te
     return masked_mean(expert_term, valid) + masked_mean(gate_term, valid)
 
 
+# Experts whose targets differ by less than this (log depth) from the best one are equally right for
+# the gate: a switch between them makes a step below half the boundary metric's lowest threshold.
+QUANTILE_GATE_TOLERANCE = math.log(1.025)
+
+
 def local_quantile_targets(target: Tensor, valid: Tensor, num_experts: int, window: int) -> Tensor:
     """[..., K, H, W]: for expert k the k / (K - 1) quantile of the valid ground truth in the
     window x window square around each pixel (expert 0 the nearest depth, K - 1 the farthest).
@@ -126,10 +131,12 @@ def local_quantile_nll(
 ) -> Tensor:
     """Warm-up with fixed roles (cf. SMD-Nets' foreground/background modes): expert k learns the
     k / (K - 1) local quantile of the ground truth (local_quantile_targets), so next to a depth
-    edge the experts hold both sides' depths and on a surface they agree; the gate learns by
-    cross-entropy to pick the expert whose target is nearest the pixel's own depth (the lowest
-    index on a tie, so on surfaces it keeps one expert and switches only near edges). Unlike
-    winner-takes-all this does not depend on which expert the backbone's local error favours."""
+    edge the experts hold both sides' depths and on a surface they agree. The gate learns to put
+    its weight on the experts whose targets lie within QUANTILE_GATE_TOLERANCE of the nearest
+    one to the pixel's own depth (-log of their summed gate): beside an edge that is the pixel's
+    side, on a surface it is every expert, so there it gets no signal and no reason to follow
+    texture. Unlike winner-takes-all this does not depend on which expert the backbone's local
+    error favours."""
     num_experts = expert_depth.shape[-3]
     if num_experts == 1:
         return masked_mean(-expert_log_likelihood(expert_depth, expert_conf, target, kind).squeeze(-3), valid)
@@ -137,8 +144,8 @@ def local_quantile_nll(
     quantiles = torch.where(valid.unsqueeze(-3), quantiles, torch.ones_like(quantiles))  # a valid pixel is in its own window
     expert_term = -expert_log_likelihood(expert_depth, expert_conf, quantiles, kind).mean(dim=-3)
     distance = (quantiles.log() - torch.where(valid, target, torch.ones_like(target)).log().unsqueeze(-3)).abs()
-    nearest = distance.argmin(dim=-3, keepdim=True)
-    gate_term = -log_gate.gather(-3, nearest).squeeze(-3)
+    acceptable = distance <= distance.amin(dim=-3, keepdim=True) + QUANTILE_GATE_TOLERANCE
+    gate_term = -torch.logsumexp(log_gate.masked_fill(~acceptable, float("-inf")), dim=-3)
     return masked_mean(expert_term, valid) + masked_mean(gate_term, valid)
 
 
