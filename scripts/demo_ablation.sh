@@ -36,10 +36,11 @@ declare -A VARIANTS=(
     [quantiles]="loss.warm_up_targets=local_quantiles"
     [quantiles_throughout]="loss.warm_up_targets=local_quantiles loss.winner_takes_all_steps=1000000"
     [quantiles_gate4]="loss.warm_up_targets=local_quantiles loss.winner_takes_all_steps=1000000 model.moe.gate_layers=4"
+    [end_to_end_quantiles_gate4]="train.backbone=full train.lr=5e-4 loss.warm_up_targets=local_quantiles loss.winner_takes_all_steps=1000000 model.moe.gate_layers=4"
     [end_to_end_no_spread]="train.backbone=full train.lr=5e-4 model.init_spread=0"
     [dpt_end_to_end]="model.depth_head=dpt train.backbone=full train.lr=5e-4 loss.entropy_weight=0 loss.winner_takes_all_steps=0"
 )
-ORDER=(dpt recipe no_spread no_image no_wta no_anneal k2 wide_spread entropy_1e-2 end_to_end end_to_end_entropy_1e-2 end_to_end_no_spread quantiles quantiles_throughout quantiles_gate4 dpt_end_to_end)
+ORDER=(dpt recipe no_spread no_image no_wta no_anneal k2 wide_spread entropy_1e-2 end_to_end end_to_end_entropy_1e-2 end_to_end_no_spread quantiles quantiles_throughout quantiles_gate4 end_to_end_quantiles_gate4 dpt_end_to_end)
 
 train_variant() {
     local name=$1 sets=()
