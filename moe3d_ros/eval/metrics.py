@@ -187,6 +187,14 @@ def _pixels_of_pairs(across_x: np.ndarray, across_y: np.ndarray) -> np.ndarray:
     return pixels
 
 
+def _step_pixels(depth: np.ndarray, mask: np.ndarray, ratio: float) -> np.ndarray:
+    """[H, W] bool: pixels of 4-neighbour pairs inside `mask` whose depth ratio (larger / smaller) exceeds `ratio`."""
+    log_depth = np.log(np.where(mask, depth, 1.0))  # larger / smaller > ratio  <=>  |log difference| > log ratio
+    across_x = (np.abs(np.diff(log_depth, axis=1)) > np.log(ratio)) & mask[:, 1:] & mask[:, :-1]
+    across_y = (np.abs(np.diff(log_depth, axis=0)) > np.log(ratio)) & mask[1:, :] & mask[:-1, :]
+    return _pixels_of_pairs(across_x, across_y)
+
+
 def discontinuity_band(gt_depth: Array, valid: Array | None = None, ratio: float = 1.1, width: int = 3) -> np.ndarray:
     """Boolean [H, W]: valid pixels within `width` pixels of a ground-truth depth discontinuity.
 
@@ -199,10 +207,7 @@ def discontinuity_band(gt_depth: Array, valid: Array | None = None, ratio: float
         raise ValueError("width must be at least 1 pixel")
     gt = _as_float(gt_depth)
     mask = valid_depth_mask(gt, valid)
-    log_depth = np.log(np.where(mask, gt, 1.0))  # larger / smaller > ratio  <=>  |log difference| > log ratio
-    across_x = (np.abs(np.diff(log_depth, axis=1)) > np.log(ratio)) & mask[:, 1:] & mask[:, :-1]
-    across_y = (np.abs(np.diff(log_depth, axis=0)) > np.log(ratio)) & mask[1:, :] & mask[:-1, :]
-    contour = _pixels_of_pairs(across_x, across_y)
+    contour = _step_pixels(gt, mask, ratio)
     if width > 1:
         contour = binary_dilation(contour, structure=np.ones((2 * width - 1, 2 * width - 1), dtype=bool))
     return contour & mask
@@ -227,22 +232,21 @@ def gate_switches_off_edges(winner: np.ndarray, gt_depth: Array, valid: Array | 
     return float((switch & ~band).sum() / switch.sum())
 
 
-def steps_off_edges(pred_depth: Array, gt_depth: Array, valid: Array | None = None, band: Array | None = None) -> float:
+def steps_off_edges(
+    pred_depth: Array, gt_depth: Array, valid: Array | None = None, band: Array | None = None, ratio: float = 1.1
+) -> float:
     """Share of the predicted depth's steps that lie away from ground-truth depth edges: false steps.
 
-    A step pixel belongs to a 4-neighbour pair whose predicted depth ratio exceeds the boundary
-    metric's lowest threshold (1.05); steps outside `band` (default discontinuity_band of the
-    ground truth) are on a surface, e.g. where a gate switches between experts that disagree on
-    a texture edge. Unlike gate_switches_off_edges it applies to any prediction and ignores
-    switches between agreeing experts, which add no step. 0 is best; NaN when the depth has no step.
+    A step pixel belongs to a 4-neighbour pair whose predicted depth ratio exceeds `ratio`, the
+    ratio that makes a ground-truth discontinuity (discontinuity_band), so the truth scores 0.
+    Steps outside `band` (default discontinuity_band of the ground truth) are on a surface, e.g.
+    where a gate switches between experts that disagree on a texture edge. Unlike
+    gate_switches_off_edges it applies to any prediction and ignores switches between agreeing
+    experts, which add no step. 0 is best; NaN when the depth has no step.
     """
     pred = _as_float(pred_depth)
     mask = valid_depth_mask(gt_depth, valid) & valid_depth_mask(pred)
-    log_depth = np.log(np.where(mask, pred, 1.0))
-    threshold = np.log(BOUNDARY_THRESHOLDS[0])
-    across_x = (np.abs(np.diff(log_depth, axis=1)) > threshold) & mask[:, 1:] & mask[:, :-1]
-    across_y = (np.abs(np.diff(log_depth, axis=0)) > threshold) & mask[1:, :] & mask[:-1, :]
-    step = _pixels_of_pairs(across_x, across_y)
+    step = _step_pixels(pred, mask, ratio)
     if not step.any():
         return float("nan")
     band = discontinuity_band(gt_depth, mask) if band is None else np.asarray(band, dtype=bool)
