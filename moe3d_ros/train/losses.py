@@ -120,10 +120,10 @@ def local_quantile_targets(target: Tensor, valid: Tensor, num_experts: int, wind
     *lead, height, width = target.shape
     pad = window // 2
     depth = torch.where(valid, target, torch.full_like(target, float("nan"))).reshape(-1, 1, height, width)
-    patches = F.unfold(F.pad(depth.float(), (pad, pad, pad, pad), value=float("nan")), window)  # [N, w*w, H*W]
-    levels = torch.linspace(0.0, 1.0, num_experts, device=target.device)
+    patches = F.unfold(F.pad(depth, (pad, pad, pad, pad), value=float("nan")), window)  # [N, w*w, H*W]
+    levels = torch.linspace(0.0, 1.0, num_experts, dtype=target.dtype, device=target.device)
     quantiles = torch.nanquantile(patches, levels, dim=1)  # [K, N, H*W]
-    return quantiles.transpose(0, 1).reshape(*lead, num_experts, height, width).to(target.dtype)
+    return quantiles.transpose(0, 1).reshape(*lead, num_experts, height, width)
 
 
 def local_quantile_nll(
