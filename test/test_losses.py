@@ -215,13 +215,20 @@ def test_winner_takes_all_trains_the_best_expert_and_teaches_the_gate_to_pick_it
     assert loss.item() == pytest.approx(expected)
 
 
-def test_winner_takes_all_replaces_the_nll_in_the_total_only_when_asked():
+def _random_mixture_case(height: int, width: int) -> tuple[VGGTOutput, Targets]:
+    """A 3-expert MoE output and all-valid targets for one 2-frame window, random but seeded."""
     torch.manual_seed(0)
-    depth = torch.rand(1, 2, 3, 4, 5) + 0.5
-    output = VGGTOutput(depth=depth[:, :, 0], depth_conf=torch.ones(1, 2, 4, 5) * 2)
-    output.mixture = MixtureOutput(depth, torch.full_like(depth, 2.0), torch.randn(1, 2, 3, 4, 5), depth[:, :, 0], torch.ones(1, 2, 4, 5))
-    targets = Targets(depth=torch.rand(1, 2, 4, 5) + 0.5, valid=torch.ones(1, 2, 4, 5, dtype=torch.bool),
+    depth = torch.rand(1, 2, 3, height, width) + 0.5
+    output = VGGTOutput(depth=depth[:, :, 0], depth_conf=torch.ones(1, 2, height, width) * 2)
+    output.mixture = MixtureOutput(depth, torch.full_like(depth, 2.0), torch.randn(1, 2, 3, height, width), depth[:, :, 0],
+                                   torch.ones(1, 2, height, width))
+    targets = Targets(depth=torch.rand(1, 2, height, width) + 0.5, valid=torch.ones(1, 2, height, width, dtype=torch.bool),
                       extrinsics=torch.eye(3, 4).expand(1, 2, 3, 4).clone(), intrinsics=torch.eye(3).expand(1, 2, 3, 3).clone())
+    return output, targets
+
+
+def test_winner_takes_all_replaces_the_nll_in_the_total_only_when_asked():
+    output, targets = _random_mixture_case(4, 5)
     config = LossConfig(entropy_weight=0.0)
     plain = compute_losses(output, targets, config)
     warm = compute_losses(output, targets, config, winner_takes_all=True)
@@ -278,12 +285,7 @@ def test_local_quantile_warm_up_pulls_each_expert_to_its_side_and_the_gate_to_th
 
 
 def test_local_quantile_warm_up_is_chosen_by_the_config_and_checked():
-    torch.manual_seed(0)
-    depth = torch.rand(1, 2, 3, 6, 7) + 0.5
-    output = VGGTOutput(depth=depth[:, :, 0], depth_conf=torch.ones(1, 2, 6, 7) * 2)
-    output.mixture = MixtureOutput(depth, torch.full_like(depth, 2.0), torch.randn(1, 2, 3, 6, 7), depth[:, :, 0], torch.ones(1, 2, 6, 7))
-    targets = Targets(depth=torch.rand(1, 2, 6, 7) + 0.5, valid=torch.ones(1, 2, 6, 7, dtype=torch.bool),
-                      extrinsics=torch.eye(3, 4).expand(1, 2, 3, 4).clone(), intrinsics=torch.eye(3).expand(1, 2, 3, 3).clone())
+    output, targets = _random_mixture_case(6, 7)
     best = compute_losses(output, targets, LossConfig(entropy_weight=0.0), winner_takes_all=True)
     quantiles = compute_losses(output, targets, LossConfig(entropy_weight=0.0, warm_up_targets="local_quantiles", quantile_window=3),
                                winner_takes_all=True)
