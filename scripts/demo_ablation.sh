@@ -18,6 +18,7 @@ RUNS="${RUNS:-runs/ablation}"
 REPORTS="${REPORTS:-reports/demo_ablation}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 STEPS="${STEPS:-300}" FRAMES="${FRAMES:-2}" WTA="${WTA:-100}" DEVICE="${DEVICE:-cpu}" PARALLEL="${PARALLEL:-0}"
+SCENES="${SCENES:-8}" FIGURES="${FIGURES:-1}"  # held-out scenes scored (4-frame windows), figures per report
 COMMON=(--set model.checkpoint=moe3d_ros/models/demo_dpt --set "train.steps=$STEPS" --set train.warmup_steps=20
         --set "data.frames=$FRAMES" --set "loss.winner_takes_all_steps=$WTA" --set "train.device=$DEVICE"
         --set output.log_every=10 --set output.checkpoint_every=100000)
@@ -51,7 +52,7 @@ train_variant() {
 score_variant() {
     local name=$1 baseline=(--baseline "$RUNS/dpt/model")
     [[ $name == dpt_* ]] && baseline=()  # a DPT variant is scored alone: its baseline is the dpt column of the other reports
-    "$PYTHON" -m moe3d_ros.cli.eval --protocol synthetic --scenes 8 --frames 4 --figures 1 --device "$DEVICE" \
+    "$PYTHON" -m moe3d_ros.cli.eval --protocol synthetic --scenes "$SCENES" --frames 4 --figures "$FIGURES" --device "$DEVICE" \
         --checkpoint "$RUNS/$name/model" "${baseline[@]}" --out "$REPORTS/$name"
 }
 

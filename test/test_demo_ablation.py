@@ -1,0 +1,49 @@
+"""scripts/demo_ablation.sh (the README's MoE ablation) trains and scores its variants with tiny settings."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "demo_ablation.sh"
+
+
+def run_ablation(tmp_path: Path, *variants: str, **knobs: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable, "RUNS": str(tmp_path / "runs"), "REPORTS": str(tmp_path / "reports"), **knobs}
+    return subprocess.run(["bash", str(SCRIPT), *variants], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_variants_train_in_parallel_and_are_scored_against_one_dpt_baseline(tmp_path):
+    run = run_ablation(tmp_path, "recipe", "quantiles_throughout",
+                       STEPS="2", FRAMES="2", WTA="1", SCENES="1", FIGURES="0", PARALLEL="1")
+    assert run.returncode == 0, run.stderr[-3000:]
+    runs = tmp_path / "runs"
+    configs = {name: json.loads((runs / name / "train_config.json").read_text()) for name in ("dpt", "recipe", "quantiles_throughout")}
+    assert configs["dpt"]["model"]["depth_head"] == "dpt" and configs["dpt"]["loss"]["entropy_weight"] == 0
+    assert configs["recipe"]["loss"]["warm_up_targets"] == "best" and configs["recipe"]["loss"]["winner_takes_all_steps"] == 1
+    assert configs["quantiles_throughout"]["loss"]["warm_up_targets"] == "local_quantiles"
+    for config in configs.values():  # the knobs reach every run, all start from the bundled backbone
+        assert config["train"]["steps"] == 2 and config["data"]["frames"] == 2
+        assert config["model"]["checkpoint"] == "moe3d_ros/models/demo_dpt"
+    for name in ("recipe", "quantiles_throughout"):
+        results = json.loads((tmp_path / "reports" / name / "results.json").read_text())
+        assert results["meta"]["scenes"] == 1 and str(runs / "dpt" / "model") in results["meta"]["models"]
+        assert {"moe_winner", "moe_mean", "dpt"} <= set(results["summary"])
+        assert (runs / f"{name}.train_variant.log").is_file()
+
+
+def test_unknown_variant_is_refused_with_the_choices(tmp_path):
+    run = run_ablation(tmp_path, "no_such_variant")
+    assert run.returncode == 2
+    assert "unknown variant no_such_variant" in run.stderr and "quantiles_throughout" in run.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_failed_parallel_run_fails_the_script_and_names_its_log(tmp_path):
+    run = run_ablation(tmp_path, "recipe", PARALLEL="1", PYTHON=str(tmp_path / "missing-python"))
+    assert run.returncode != 0
+    assert f"train_variant recipe failed, see {tmp_path / 'runs'}/recipe.train_variant.log" in run.stderr
+    assert not (tmp_path / "reports").exists()  # nothing is scored after a failed training
