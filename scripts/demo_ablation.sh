@@ -30,7 +30,9 @@ declare -A VARIANTS=(
     [no_wta]="loss.winner_takes_all_steps=0"
     [no_anneal]="train.gate_temperature_start=0"
     [k2]="model.moe.num_experts=2"
+    [k8]="model.moe.num_experts=8"
     [wide_spread]="model.init_spread=0.3"
+    [entropy_3e-3]="loss.entropy_weight=3e-3"
     [entropy_1e-2]="loss.entropy_weight=1e-2"
     [end_to_end]="train.backbone=full train.lr=5e-4"
     [end_to_end_entropy_1e-2]="train.backbone=full train.lr=5e-4 loss.entropy_weight=1e-2"
@@ -41,7 +43,7 @@ declare -A VARIANTS=(
     [end_to_end_no_spread]="train.backbone=full train.lr=5e-4 model.init_spread=0"
     [dpt_end_to_end]="model.depth_head=dpt train.backbone=full train.lr=5e-4 loss.entropy_weight=0 loss.winner_takes_all_steps=0"
 )
-ORDER=(dpt recipe no_spread no_image no_wta no_anneal k2 wide_spread entropy_1e-2 end_to_end end_to_end_entropy_1e-2 end_to_end_no_spread quantiles quantiles_throughout quantiles_gate4 end_to_end_quantiles_gate4 dpt_end_to_end)
+ORDER=(dpt recipe no_spread no_image no_wta no_anneal k2 k8 wide_spread entropy_3e-3 entropy_1e-2 end_to_end end_to_end_entropy_1e-2 end_to_end_no_spread quantiles quantiles_throughout quantiles_gate4 end_to_end_quantiles_gate4 dpt_end_to_end)
 
 train_variant() {
     local name=$1 sets=()
