@@ -1,0 +1,33 @@
+"""The README's probe scripts run on one held-out scene and print what the README quotes from them."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(name: str, *args: str) -> str:
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout
+
+
+def test_edge_cue_probe_reports_shares_per_colour_threshold():
+    out = run_script("probe_edge_cues.py", "--scenes", "1", "--frames", "2")
+    rows = [line.split() for line in out.splitlines() if re.match(r"\s+0\.\d+\s", line)]
+    assert [row[0] for row in rows] == ["0.02", "0.05", "0.10", "0.20"]
+    shares = [(float(near), float(shown)) for _, near, shown in rows]
+    assert all(0.0 <= s <= 1.0 for pair in shares for s in pair)
+    # a higher colour threshold keeps fewer image edges, so it can only show fewer depth edges
+    assert [shown for _, shown in shares] == sorted((shown for _, shown in shares), reverse=True)
+    assert shares[0][1] > 0.5  # rendered depth edges are colour edges too
+
+
+def test_depth_error_probe_scores_a_model_beside_its_references():
+    out = run_script("probe_depth_errors.py", "moe3d_ros/models/demo_dpt", "--scenes", "1", "--frames", "2")
+    scores = {line[:40].strip(): float(line[40:].split()[0]) for line in out.splitlines()[2:]}
+    assert list(scores) == ["constant", "gt blurred 2 px", "gt blurred 4 px", "gt blurred 8 px", "moe3d_ros/models/demo_dpt"]
+    assert scores["gt blurred 2 px"] < scores["gt blurred 4 px"] < scores["gt blurred 8 px"] < scores["constant"]
