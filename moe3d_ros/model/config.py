@@ -204,7 +204,7 @@ def demo() -> VGGTConfig:
         img_size=224,
         embed_dim=96,
         encoder=EncoderConfig(depth=3, num_heads=4, pos_embed_grid=16),
-        aggregator=AggregatorConfig(depth=4, num_heads=4, layerscale_init=1.0),
+        aggregator=AggregatorConfig(depth=4, num_heads=4),
         camera_head=CameraHeadConfig(trunk_depth=1, num_heads=4),
         dpt=DPTConfig(features=48, out_channels=(24, 48, 96, 96), intermediate_layers=(0, 1, 2, 3), hidden_channels=16),
     )
