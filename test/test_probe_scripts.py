@@ -31,3 +31,13 @@ def test_depth_error_probe_scores_a_model_beside_its_references():
     scores = {line[:40].strip(): float(line[40:].split()[0]) for line in out.splitlines()[2:]}
     assert list(scores) == ["constant", "gt blurred 2 px", "gt blurred 4 px", "gt blurred 8 px", "moe3d_ros/models/demo_dpt"]
     assert scores["gt blurred 2 px"] < scores["gt blurred 4 px"] < scores["gt blurred 8 px"] < scores["constant"]
+
+
+def test_backbone_use_probe_scores_the_model_with_its_aggregator_branches_off():
+    out = run_script("probe_backbone_use.py", "moe3d_ros/models/demo_dpt", "--scenes", "1", "--frames", "2")
+    scores = {line[:24].strip(): float(line[24:]) for line in out.splitlines()[1:5]}
+    assert list(scores) == ["as trained", "frame attention off", "global attention off", "each frame alone"]
+    assert all(0.0 < value < 1.0 for value in scores.values())
+    assert "when the other frames are noise" in out
+    scales = [float(line.rsplit(":", 1)[1]) for line in out.splitlines() if "mean |layer scale|" in line]
+    assert len(scales) == 3 and scales[0] > 0.5  # the encoder starts its layer scales at 1.0
