@@ -25,7 +25,7 @@ def image_edges(image: np.ndarray, threshold: float) -> np.ndarray:
     """[H, W] bool from a [3, H, W] image: pixels of 4-neighbour pairs whose colours differ by > threshold."""
     across_x = np.abs(np.diff(image, axis=2)).max(axis=0) > threshold
     across_y = np.abs(np.diff(image, axis=1)).max(axis=0) > threshold
-    return M._pixels_of_pairs(across_x, across_y)
+    return M.pixels_of_pairs(across_x, across_y)
 
 
 def main() -> None:

@@ -177,7 +177,7 @@ def boundary_f1(pred_depth: Array, gt_depth: Array, valid: Array | None = None) 
 # ----------------------------------------------------------------------------- flying points
 
 
-def _pixels_of_pairs(across_x: np.ndarray, across_y: np.ndarray) -> np.ndarray:
+def pixels_of_pairs(across_x: np.ndarray, across_y: np.ndarray) -> np.ndarray:
     """[H, W] bool: both pixels of every marked horizontal [H, W-1] and vertical [H-1, W] pair."""
     pixels = np.zeros((across_y.shape[0] + 1, across_x.shape[1] + 1), dtype=bool)
     pixels[:, 1:] |= across_x
@@ -192,7 +192,7 @@ def _step_pixels(depth: np.ndarray, mask: np.ndarray, ratio: float) -> np.ndarra
     log_depth = np.log(np.where(mask, depth, 1.0))  # larger / smaller > ratio  <=>  |log difference| > log ratio
     across_x = (np.abs(np.diff(log_depth, axis=1)) > np.log(ratio)) & mask[:, 1:] & mask[:, :-1]
     across_y = (np.abs(np.diff(log_depth, axis=0)) > np.log(ratio)) & mask[1:, :] & mask[:-1, :]
-    return _pixels_of_pairs(across_x, across_y)
+    return pixels_of_pairs(across_x, across_y)
 
 
 def discontinuity_band(gt_depth: Array, valid: Array | None = None, ratio: float = 1.1, width: int = 3) -> np.ndarray:
@@ -225,7 +225,7 @@ def gate_switches_off_edges(winner: np.ndarray, gt_depth: Array, valid: Array | 
     mask = valid_depth_mask(gt_depth, valid)
     across_x = (winner[:, 1:] != winner[:, :-1]) & mask[:, 1:] & mask[:, :-1]
     across_y = (winner[1:, :] != winner[:-1, :]) & mask[1:, :] & mask[:-1, :]
-    switch = _pixels_of_pairs(across_x, across_y)
+    switch = pixels_of_pairs(across_x, across_y)
     if not switch.any():
         return float("nan")
     band = discontinuity_band(gt_depth, mask) if band is None else np.asarray(band, dtype=bool)
