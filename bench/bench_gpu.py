@@ -100,9 +100,9 @@ def node_path_row(engine, cameras: list[np.ndarray], count: int, new: int, repea
     """The node's path for windows of `count` frames of which `new` are new (the others were in
     earlier windows: keyframes): the engine, then the depth products of the newest frames and the
     fused cloud, on the host or (engine.config.keep_on_device) on the device with one copy."""
-    from moe3d_ros.device_postprocess import device_outputs
-    from moe3d_ros.filtering import FilterConfig
-    from moe3d_ros.postprocess import camera_product, fused_cloud
+    from moe3d_ros.outputs.device_postprocess import device_outputs
+    from moe3d_ros.outputs.filtering import FilterConfig
+    from moe3d_ros.outputs.postprocess import camera_product, fused_cloud
 
     cfg = FilterConfig()
     step = [0]
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--options", default="", help="comma-separated option rows to measure (default: all); plain always runs")
     parser.add_argument("--out", type=Path, default=Path("out/bench_gpu"))
     args = parser.parse_args(argv)
-    from moe3d_ros.engine import EngineConfig, InferenceEngine, resolve_device, resolve_precision
+    from moe3d_ros.inference.engine import EngineConfig, InferenceEngine, resolve_device, resolve_precision
     from moe3d_ros.model import VGGT, MoEConfig, preset
 
     device = resolve_device(args.device)

@@ -64,10 +64,10 @@ def host_side(repeats: int) -> None:
     from sensor_msgs.msg import CompressedImage, Image, PointCloud2
     from std_msgs.msg import Header
 
-    from moe3d_ros.engine import EngineConfig, InferenceEngine
-    from moe3d_ros.filtering import FilterConfig, boundary_clean_mask
-    from moe3d_ros.postprocess import camera_poses, camera_product, fused_cloud, gating_colors
-    from moe3d_ros.preprocess import preprocess_images
+    from moe3d_ros.inference.engine import EngineConfig, InferenceEngine
+    from moe3d_ros.outputs.filtering import FilterConfig, boundary_clean_mask
+    from moe3d_ros.outputs.postprocess import camera_poses, camera_product, fused_cloud, gating_colors
+    from moe3d_ros.inference.preprocess import preprocess_images
     from moe3d_ros.ros.conversions import (
         camera_info_msg, cloud_msg, compressed_to_rgb, depth_msg, image_msg, image_to_rgb, rgb_to_image_msg,
     )
@@ -141,7 +141,7 @@ def over_dds(seconds: float, rate_hz: float) -> None:
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from std_msgs.msg import Header
 
-    from moe3d_ros.checkpoint import save_model
+    from moe3d_ros.io.checkpoint import save_model
     from moe3d_ros.ros.conversions import rgb_to_image_msg
     from ros_harness import NodeProcess
 

@@ -43,13 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from moe3d_ros.checkpoint import load_for_inference
+    from moe3d_ros.io.checkpoint import load_for_inference
     from moe3d_ros.data.synthetic import generate_sequence
-    from moe3d_ros.engine import EngineConfig, InferenceEngine
-    from moe3d_ros.postprocess import camera_poses
-    from moe3d_ros.scale import ScaleRefused, ScaleTracker, depth_measurement, model_values_at, odometry_log_ratios, robust_log_fit
+    from moe3d_ros.inference.engine import EngineConfig, InferenceEngine
+    from moe3d_ros.outputs.postprocess import camera_poses
+    from moe3d_ros.outputs.scale import ScaleRefused, ScaleTracker, depth_measurement, model_values_at, odometry_log_ratios, robust_log_fit
     from moe3d_ros.data.sensors import SimulatedSensors
-    from moe3d_ros.window import FrameWindow, StampedFrame
+    from moe3d_ros.intake.window import FrameWindow, StampedFrame
 
     torch.set_num_threads(args.threads)
     model, description = load_for_inference("")

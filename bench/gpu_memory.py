@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("out/gpu_memory"))
     args = parser.parse_args(argv)
-    from moe3d_ros.device_postprocess import device_outputs
-    from moe3d_ros.engine import EngineConfig, InferenceEngine, resolve_device
-    from moe3d_ros.filtering import FilterConfig
+    from moe3d_ros.outputs.device_postprocess import device_outputs
+    from moe3d_ros.inference.engine import EngineConfig, InferenceEngine, resolve_device
+    from moe3d_ros.outputs.filtering import FilterConfig
     from moe3d_ros.model import VGGT, MoEConfig, preset
 
     device = resolve_device(args.device)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from moe3d_ros.checkpoint import load_any
+from moe3d_ros.io.checkpoint import load_any
 from moe3d_ros.eval import metrics as M
 from moe3d_ros.eval.protocols import SyntheticProtocol, synthetic_windows
 from moe3d_ros.eval.runner import Window

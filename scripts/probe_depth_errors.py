@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from moe3d_ros.checkpoint import load_any
+from moe3d_ros.io.checkpoint import load_any
 from moe3d_ros.eval import metrics as M
 from moe3d_ros.eval.protocols import SyntheticProtocol, synthetic_windows
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from moe3d_ros.checkpoint import save_model
+from moe3d_ros.io.checkpoint import save_model
 from moe3d_ros.model import VGGT, MoEConfig, preset
 from moe3d_ros.paths import executable
 

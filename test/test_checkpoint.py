@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from conftest import shared_file
 from parity_fixture import load_small_fixture
-from moe3d_ros.checkpoint import (
+from moe3d_ros.io.checkpoint import (
     CheckpointError,
     load_model,
     load_vggt_weights,
@@ -213,7 +213,7 @@ def test_hostile_files_get_errors_that_say_what_is_wrong(tmp_path):
     import struct
     import zipfile
 
-    from moe3d_ros.checkpoint import load_any
+    from moe3d_ros.io.checkpoint import load_any
 
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")

@@ -13,8 +13,8 @@ pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs (ROS 2 or the ros-jaz
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from moe3d_ros.intake import Rejected  # noqa: E402
-from moe3d_ros.postprocess import CLOUD_DTYPE  # noqa: E402
+from moe3d_ros.intake.checks import Rejected  # noqa: E402
+from moe3d_ros.outputs.postprocess import CLOUD_DTYPE  # noqa: E402
 from moe3d_ros.ros.conversions import (  # noqa: E402
     ENCODINGS,
     camera_info_intrinsics,

@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy is not installed (ROS 2 or the ros-jazzy-rclpy wheel)")
 
-from moe3d_ros.checkpoint import DEMO_MODEL_DIR  # noqa: E402
-from moe3d_ros.export import read_ply  # noqa: E402
+from moe3d_ros.io.checkpoint import DEMO_MODEL_DIR  # noqa: E402
+from moe3d_ros.io.export import read_ply  # noqa: E402
 from moe3d_ros.paths import executable  # noqa: E402
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from moe3d_ros.encoder_cache import EncoderCache
-from moe3d_ros.engine import EngineConfig, InferenceEngine
+from moe3d_ros.inference.encoder_cache import EncoderCache
+from moe3d_ros.inference.engine import EngineConfig, InferenceEngine
 from moe3d_ros.model import VGGT, preset
 from parity_fixture import load_small_fixture
 

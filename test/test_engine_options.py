@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from moe3d_ros.cuda_graph import GraphedForward
-from moe3d_ros.device_postprocess import COUNT_NAMES, device_outputs
-from moe3d_ros.engine import DeviceWindow, EngineConfig, InferenceEngine, Predictions
-from moe3d_ros.filtering import FilterConfig
+from moe3d_ros.inference.cuda_graph import GraphedForward
+from moe3d_ros.outputs.device_postprocess import COUNT_NAMES, device_outputs
+from moe3d_ros.inference.engine import DeviceWindow, EngineConfig, InferenceEngine, Predictions
+from moe3d_ros.outputs.filtering import FilterConfig
 from moe3d_ros.model import VGGT, MoEConfig, preset
-from moe3d_ros.postprocess import camera_product, fused_cloud
-from moe3d_ros.preprocess import plan_transform
+from moe3d_ros.outputs.postprocess import camera_product, fused_cloud
+from moe3d_ros.inference.preprocess import plan_transform
 
 TOL = dict(rtol=1e-4, atol=1e-5)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from moe3d_ros.checkpoint import save_model
+from moe3d_ros.io.checkpoint import save_model
 from moe3d_ros.cli.eval import main as eval_main
 from moe3d_ros.data.synthetic import SyntheticConfig, generate_scene
 from moe3d_ros.model import VGGT, MoEConfig, preset
@@ -134,7 +134,7 @@ def test_missing_dataset_is_a_clear_error(models, tmp_path, caplog):
 
 
 def test_default_is_the_bundled_demo(tmp_path, capsys, caplog):
-    from moe3d_ros.checkpoint import DEMO_MODEL_DIR
+    from moe3d_ros.io.checkpoint import DEMO_MODEL_DIR
 
     if not (DEMO_MODEL_DIR / "config.json").exists():
         pytest.fail("the bundled demo model is missing")

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from moe3d_ros.filtering import FilterConfig, boundary_clean_mask, edge_mask
+from moe3d_ros.outputs.filtering import FilterConfig, boundary_clean_mask, edge_mask
 
 OFF = dict(min_confidence=0.0, max_gate_entropy=math.inf, max_edge_jump=math.inf)
 

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from moe3d_ros.geometry import (
+from moe3d_ros.model.geometry import (
     depth_to_world_points,
     invert_extrinsics,
     pose_encoding_to_cameras,

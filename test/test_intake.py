@@ -1,4 +1,4 @@
-"""Input checks (moe3d_ros.intake, .stamps, .health): no ROS, constructed cases."""
+"""Input checks (moe3d_ros.intake.checks, .stamps, .health): no ROS, constructed cases."""
 from __future__ import annotations
 
 import struct
@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from moe3d_ros.health import ERROR, OK, WARN, CameraHealth
-from moe3d_ros.intake import ImageLimits, Rejected, check_frame_id, check_intrinsics, check_raw_image, compressed_size, shorten
-from moe3d_ros.stamps import NS, StampedHistory, StampGuard, stamp_to_ns
+from moe3d_ros.intake.health import ERROR, OK, WARN, CameraHealth
+from moe3d_ros.intake.checks import ImageLimits, Rejected, check_frame_id, check_intrinsics, check_raw_image, compressed_size, shorten
+from moe3d_ros.intake.stamps import NS, StampedHistory, StampGuard, stamp_to_ns
 
 LIMITS = ImageLimits()
 RGB = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
@@ -226,7 +226,7 @@ def test_health_of_a_silent_camera_is_warn():
 
 def test_decoder_messages_on_stderr_are_caught():
     """libpng prints to file descriptor 2 from C; the node counts and rate-limits such lines."""
-    from moe3d_ros.stderr_capture import capture_stderr
+    from moe3d_ros.intake.stderr_capture import capture_stderr
 
     png = _png()
     with capture_stderr() as lines:

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from moe3d_ros.geometry import cameras_to_pose_encoding, matrix_to_quaternion, pose_encoding_to_cameras, quaternion_to_matrix
+from moe3d_ros.model.geometry import cameras_to_pose_encoding, matrix_to_quaternion, pose_encoding_to_cameras, quaternion_to_matrix
 from moe3d_ros.model.vggt import VGGTOutput
 from moe3d_ros.model.heads.moe_head import MixtureOutput
 from moe3d_ros.train.losses import (

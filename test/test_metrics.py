@@ -22,8 +22,8 @@ from moe3d_ros.eval.metrics import (
     reconstruction_metrics,
     steps_off_edges,
     surface_metrics,
+    umeyama,
 )
-from moe3d_ros.geometry import umeyama
 
 # ----------------------------------------------------------------------------- depth
 

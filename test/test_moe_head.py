@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from parity_fixture import load_small_fixture
-from moe3d_ros.checkpoint import CheckpointError, load_any, load_head_weights, load_vggt_weights, save_model
+from moe3d_ros.io.checkpoint import CheckpointError, load_any, load_head_weights, load_vggt_weights, save_model
 from moe3d_ros.model import VGGT, MoEConfig, preset
 from moe3d_ros.model.cost import count_params_and_flops
 from moe3d_ros.model.heads.moe_head import fuse

@@ -25,7 +25,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from moe3d_ros.geometry import quaternion_to_matrix, unproject_depth  # noqa: E402
+from moe3d_ros.model.geometry import quaternion_to_matrix, unproject_depth  # noqa: E402
 from moe3d_ros.ros.conversions import camera_info_msg, cloud_records, rgb_to_image_msg  # noqa: E402
 
 DOMAIN_ID = 60 + os.getpid() % 40

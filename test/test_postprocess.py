@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from moe3d_ros.engine import Predictions
-from moe3d_ros.filtering import FilterConfig
-from moe3d_ros.geometry import quaternion_to_matrix, unproject_depth
-from moe3d_ros.postprocess import CLOUD_DTYPE, GATING_PALETTE, camera_poses, camera_product, fused_cloud, gating_colors
-from moe3d_ros.preprocess import plan_transform
+from moe3d_ros.inference.engine import Predictions
+from moe3d_ros.outputs.filtering import FilterConfig
+from moe3d_ros.model.geometry import quaternion_to_matrix, unproject_depth
+from moe3d_ros.outputs.postprocess import CLOUD_DTYPE, GATING_PALETTE, camera_poses, camera_product, fused_cloud, gating_colors
+from moe3d_ros.inference.preprocess import plan_transform
 
 KEEP_ALL = FilterConfig(min_confidence=0.0, max_gate_entropy=math.inf, max_edge_jump=math.inf)
 

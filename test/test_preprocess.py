@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from moe3d_ros.preprocess import ImageTransform, apply_transform, plan_transform, preprocess_images
+from moe3d_ros.inference.preprocess import ImageTransform, apply_transform, plan_transform, preprocess_images
 
 
 def test_crop_mode_landscape_640x480():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from moe3d_ros.eval.render import depth_comparison, gating_with_legend
-from moe3d_ros.postprocess import GATING_PALETTE
+from moe3d_ros.outputs.postprocess import GATING_PALETTE
 
 
 def test_a_prediction_off_by_a_scale_gets_the_ground_truths_colours_and_no_error():

@@ -1,4 +1,4 @@
-"""Metric scale estimators and their window-to-window tie (moe3d_ros.scale): constructed cases."""
+"""Metric scale estimators and their window-to-window tie (moe3d_ros.outputs.scale): constructed cases."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from moe3d_ros.data.sensors import CAMERA_IN_BASE, SimulatedSensors, camera_in_base_matrix
-from moe3d_ros.preprocess import plan_transform
-from moe3d_ros.scale import (
+from moe3d_ros.inference.preprocess import plan_transform
+from moe3d_ros.outputs.scale import (
     OdometryTrack,
     ScaleMeasurement,
     ScaleRefused,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import shared_file
-from moe3d_ros.geometry import depth_to_world_points
+from moe3d_ros.model.geometry import depth_to_world_points
 from moe3d_ros.model import VGGT, preset
 
 TOL = dict(atol=1e-4, rtol=1e-4)

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from moe3d_ros.window import FrameWindow, StampedFrame
+from moe3d_ros.intake.window import FrameWindow, StampedFrame
 
 S = 1_000_000_000  # one second in ns
 

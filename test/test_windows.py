@@ -19,8 +19,8 @@ from moe3d_ros.data.windows import (
     make_window,
     sample_window_indices,
 )
-from moe3d_ros.geometry import depth_to_world_points
-from moe3d_ros.preprocess import plan_transform
+from moe3d_ros.model.geometry import depth_to_world_points
+from moe3d_ros.inference.preprocess import plan_transform
 
 STRONG = Augmentation(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05, max_zoom=1.25)
 

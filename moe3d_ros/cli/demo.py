@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..export import colorize_depth, write_ply, write_png
+from ..io.export import colorize_depth, write_ply, write_png
 from ..paths import executable, share_dir
 
 CAMERA_NS = "/demo_camera"
@@ -142,7 +142,7 @@ class Monitor:
 
 def write_results(monitor: Monitor, out: Path) -> list[str]:
     from ..eval.render import depth_comparison, gating_with_legend, panel, render_points, side_view
-    from ..postprocess import GATING_PALETTE
+    from ..outputs.postprocess import GATING_PALETTE
     from ..ros.conversions import cloud_records
 
     out.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import CONFIG_FILE, DEMO_BASELINE_DIR, DEMO_MODEL_DIR, DEMO_WARNING, CheckpointError, load_any, read_config, resolve_path
+from ..io.checkpoint import CONFIG_FILE, DEMO_BASELINE_DIR, DEMO_MODEL_DIR, DEMO_WARNING, CheckpointError, load_any, read_config, resolve_path
 from ..data.sources import DatasetError
 from ..eval import protocols as P
 from ..eval.report import scene_figure, write_report

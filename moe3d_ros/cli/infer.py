@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..checkpoint import CheckpointError, load_for_inference
-from ..engine import EngineConfig, InferenceEngine, Predictions
-from ..export import colorize_depth, write_ply, write_png
+from ..io.checkpoint import CheckpointError, load_for_inference
+from ..inference.engine import EngineConfig, InferenceEngine, Predictions
+from ..io.export import colorize_depth, write_ply, write_png
 from ..model import PRESETS, VGGT, preset
 
 LOG = logging.getLogger("moe3d-infer")

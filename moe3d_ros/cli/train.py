@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ..checkpoint import CheckpointError
+from ..io.checkpoint import CheckpointError
 from ..data.sources import DatasetError
 from ..train.config import DataSection, TrainConfig, load_train_config
 

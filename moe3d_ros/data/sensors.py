@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..scale import OdometryTrack, pose_matrix
+from ..outputs.scale import OdometryTrack, pose_matrix
 
 # The camera 0.2 m ahead of and 0.1 m above the base, optical axes (z forward, x right, y down)
 # in a base frame with x forward, y left, z up (REP-103): x y z qx qy qz qw.

@@ -1,6 +1,6 @@
 """Evaluation metrics: monocular depth, boundary sharpness, flying points, multi-view reconstruction.
 
-Conventions follow moe3d_ros.geometry: OpenCV camera axes, z-depth in metres (or any one unit,
+Conventions follow moe3d_ros.model.geometry: OpenCV camera axes, z-depth in metres (or any one unit,
 used consistently), integer pixel coordinates at pixel centres. Depth maps are [H, W] numpy
 arrays or CPU torch tensors, the prediction already resized to the ground truth's resolution.
 A depth pixel counts only where it is finite, positive and inside the given valid mask.
@@ -15,10 +15,34 @@ import torch
 from scipy.ndimage import binary_dilation
 from scipy.spatial import cKDTree
 
-from ..geometry import umeyama, unproject_depth
+from ..model.geometry import unproject_depth
 
 Array = Union[np.ndarray, torch.Tensor]
 ScaleMethod = Literal["median", "l1"]
+
+def umeyama(source: np.ndarray, target: np.ndarray, with_scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity (scale, R, t) with target ~ scale * R @ source + t (Umeyama 1991).
+
+    source, target: corresponding points [N, 3] (any consistent unit). R is a proper rotation
+    (det +1): when the best orthogonal fit would be a reflection, the smallest singular direction
+    is flipped instead. with_scale=False gives the rigid (Kabsch) fit with scale 1.
+    """
+    source = np.asarray(source, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    mean_source, mean_target = source.mean(axis=0), target.mean(axis=0)
+    centred_source, centred_target = source - mean_source, target - mean_target
+    covariance = centred_target.T @ centred_source / len(source)
+    u, singular, vt = np.linalg.svd(covariance)
+    signs = np.ones(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        signs[2] = -1.0
+    rotation = (u * signs) @ vt
+    scale = 1.0
+    if with_scale:
+        scale = float((singular * signs).sum() / (centred_source**2).sum(axis=1).mean())
+    translation = mean_target - scale * rotation @ mean_source
+    return scale, rotation, translation
+
 
 # Depth Pro's scale-invariant boundary metric: 10 ratio thresholds, weighted in proportion to t.
 BOUNDARY_THRESHOLDS = np.linspace(1.05, 1.25, 10)

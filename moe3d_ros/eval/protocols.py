@@ -21,7 +21,7 @@ from ..data.readers import read_7scenes, read_nrgbd
 from ..data.sources import DatasetError
 from ..data.synthetic import SyntheticConfig, generate_sequence
 from ..data.windows import make_window
-from ..preprocess import preprocess_images
+from ..inference.preprocess import preprocess_images
 from .datasets import NYU_INTRINSICS, nrgbd_frames, read_nyu, read_sintel, seven_scenes_frames
 from .runner import Window
 

@@ -81,7 +81,7 @@ def depth_comparison(depth: np.ndarray, gt: np.ndarray, max_error: float = 0.25)
     The prediction is first scaled by the median ratio to the ground truth (the evaluation's
     scale fit), so that equal colours mean equal depth; pixels without a prediction are black.
     """
-    from ..export import colorize_depth
+    from ..io.export import colorize_depth
 
     valid = np.isfinite(depth) & (depth > 0) & np.isfinite(gt) & (gt > 0)
     if not valid.any():

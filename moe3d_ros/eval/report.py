@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..export import colorize_depth, write_png
-from ..geometry import unproject_depth
-from ..postprocess import gating_colors
+from ..io.export import colorize_depth, write_png
+from ..model.geometry import unproject_depth
+from ..outputs.postprocess import gating_colors
 from .metrics import discontinuity_band, fit_scale
 from .render import error_colors, panel, render_points, side_view
 from .runner import SystemPrediction, Window

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..engine import resolve_device, resolve_precision
-from ..geometry import depth_to_world_points
+from ..inference.engine import resolve_device, resolve_precision
+from ..model.geometry import depth_to_world_points
 from ..model import VGGT
 from ..model.heads.moe_head import fuse
 from ..timing import StageTimer

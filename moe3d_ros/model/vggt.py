@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..geometry import pose_encoding_to_cameras
+from .geometry import pose_encoding_to_cameras
 from ..timing import StageTimer
 from .aggregator import Aggregator
 from .config import VGGTConfig

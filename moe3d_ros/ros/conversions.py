@@ -15,9 +15,9 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from ..intake import ImageLimits, Rejected, check_intrinsics, check_raw_image, compressed_size, shorten
-from ..postprocess import CLOUD_DTYPE
-from ..scale import pose_matrix
+from ..intake.checks import ImageLimits, Rejected, check_intrinsics, check_raw_image, compressed_size, shorten
+from ..outputs.postprocess import CLOUD_DTYPE
+from ..outputs.scale import pose_matrix
 
 DEFAULT_LIMITS = ImageLimits()
 

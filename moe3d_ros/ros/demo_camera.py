@@ -22,7 +22,7 @@ from std_msgs.msg import Header
 
 from ..data.sensors import SimulatedSensors
 from ..data.synthetic import SyntheticConfig, default_intrinsics, generate_scene
-from ..geometry import matrix_to_quaternion
+from ..model.geometry import matrix_to_quaternion
 from .conversions import camera_info_msg, depth_msg, image_msg
 from .runtime import run_node
 

@@ -26,13 +26,13 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from ..checkpoint import load_for_inference
-from ..device_postprocess import device_outputs
-from ..engine import EngineConfig, InferenceEngine, Predictions, resolve_device
-from ..health import ERROR, OK, WARN, CameraHealth
-from ..intake import Rejected, check_frame_id, shorten
-from ..postprocess import CameraProduct, camera_poses, camera_product, fused_cloud, gating_colors, product_intrinsics
-from ..scale import (
+from ..io.checkpoint import load_for_inference
+from ..outputs.device_postprocess import device_outputs
+from ..inference.engine import EngineConfig, InferenceEngine, Predictions, resolve_device
+from ..intake.health import ERROR, OK, WARN, CameraHealth
+from ..intake.checks import Rejected, check_frame_id, shorten
+from ..outputs.postprocess import CameraProduct, camera_poses, camera_product, fused_cloud, gating_colors, product_intrinsics
+from ..outputs.scale import (
     OdometryTrack,
     ScaleEstimate,
     ScaleMeasurement,
@@ -43,9 +43,9 @@ from ..scale import (
     pose_matrix,
     robust_log_fit,
 )
-from ..stamps import NS, StampedHistory, StampGuard, stamp_to_ns
-from ..stderr_capture import capture_stderr, emit
-from ..window import FrameWindow, StampedFrame, WindowSnapshot
+from ..intake.stamps import NS, StampedHistory, StampGuard, stamp_to_ns
+from ..intake.stderr_capture import capture_stderr, emit
+from ..intake.window import FrameWindow, StampedFrame, WindowSnapshot
 from . import settings as params
 from .conversions import (
     camera_info_intrinsics,

@@ -15,7 +15,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from ..filtering import FilterConfig
+from ..outputs.filtering import FilterConfig
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..geometry import cameras_to_pose_encoding, depth_to_world_points
+from ..model.geometry import cameras_to_pose_encoding, depth_to_world_points
 
 
 @dataclass(frozen=True)

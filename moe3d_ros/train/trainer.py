@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..checkpoint import (
+from ..io.checkpoint import (
     CONFIG_FILE,
     CheckpointError,
     load_head_weights,
@@ -30,7 +30,7 @@ from ..checkpoint import (
     resolve_path,
     save_model,
 )
-from ..engine import resolve_device, resolve_precision
+from ..inference.engine import resolve_device, resolve_precision
 from ..model import VGGT, preset
 from ..model.heads.moe_head import MoEDepthHead
 from .config import TrainConfig

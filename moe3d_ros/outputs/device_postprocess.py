@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .engine import Predictions
+from ..inference.engine import Predictions
 from .filtering import FilterConfig
 from .postprocess import CLOUD_DTYPE, CameraProduct, extrinsics_to_reference, product_intrinsics
 

@@ -13,7 +13,7 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from .intake import shorten
+from .checks import shorten
 
 OK, WARN, ERROR = 0, 1, 2
 REJECTION_REASONS = ("encoding", "size", "data_length", "format", "corrupt", "frame_id", "stamp", "stamp_jump",

@@ -134,30 +134,3 @@ def relative_to_first(cam_to_world: Tensor) -> Tensor:
     """[..., S, 4, 4] camera-to-world poses -> [..., S, 3, 4] camera-from-world with world = frame 0's camera."""
     world_to_cam = torch.linalg.inv(cam_to_world)
     return (world_to_cam @ cam_to_world[..., :1, :, :])[..., :3, :]
-
-
-import numpy as np  # noqa: E402  (numpy-only helper for the evaluation code, appended below)
-
-
-def umeyama(source: np.ndarray, target: np.ndarray, with_scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity (scale, R, t) with target ~ scale * R @ source + t (Umeyama 1991).
-
-    source, target: corresponding points [N, 3] (any consistent unit). R is a proper rotation
-    (det +1): when the best orthogonal fit would be a reflection, the smallest singular direction
-    is flipped instead. with_scale=False gives the rigid (Kabsch) fit with scale 1.
-    """
-    source = np.asarray(source, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    mean_source, mean_target = source.mean(axis=0), target.mean(axis=0)
-    centred_source, centred_target = source - mean_source, target - mean_target
-    covariance = centred_target.T @ centred_source / len(source)
-    u, singular, vt = np.linalg.svd(covariance)
-    signs = np.ones(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        signs[2] = -1.0
-    rotation = (u * signs) @ vt
-    scale = 1.0
-    if with_scale:
-        scale = float((singular * signs).sum() / (centred_source**2).sum(axis=1).mean())
-    translation = mean_target - scale * rotation @ mean_source
-    return scale, rotation, translation

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .geometry import scale_intrinsics, shift_intrinsics
+from ..model.geometry import scale_intrinsics, shift_intrinsics
 
 Mode = Literal["crop", "pad"]
 PAD_VALUE = 1.0  # white, as the reference

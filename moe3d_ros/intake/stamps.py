@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from .intake import Rejected
+from .checks import Rejected
 
 NS = 1_000_000_000
 T = TypeVar("T")

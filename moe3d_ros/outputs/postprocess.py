@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import torch
 
-from .engine import Predictions
+from ..inference.engine import Predictions
 from .filtering import FilterConfig, boundary_clean_mask
-from .geometry import matrix_to_quaternion, shift_intrinsics
+from ..model.geometry import matrix_to_quaternion, shift_intrinsics
 
 # Distinct colours for expert indices (gating/color), RGB.
 GATING_PALETTE = np.array(

@@ -19,9 +19,9 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from .model import VGGT, VGGTConfig
-from .model.heads import DPTHead
-from .model.heads.moe_head import MoEDepthHead
+from ..model import VGGT, VGGTConfig
+from ..model.heads import DPTHead
+from ..model.heads.moe_head import MoEDepthHead
 
 FORMAT_NAME = "moe3d_ros"
 FORMAT_VERSION = 1
@@ -309,7 +309,7 @@ def load_any(
 
     Returns the model (CPU, eval mode) and a one-line description for logs.
     """
-    from .model import preset
+    from ..model import preset
 
     path = resolve_path(reference)
     if path.is_dir() and not (path / CONFIG_FILE).exists():

@@ -15,10 +15,10 @@ import torch
 
 from .cuda_graph import GraphedForward
 from .encoder_cache import EncoderCache
-from .geometry import depth_to_world_points
-from .model import VGGT, VGGTOutput
+from ..model.geometry import depth_to_world_points
+from ..model import VGGT, VGGTOutput
 from .preprocess import ImageTransform, Mode, preprocess_images
-from .timing import StageTimer
+from ..timing import StageTimer
 
 LOG = logging.getLogger(__name__)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
