@@ -2,7 +2,8 @@
 # The whole test suite, run the way ROS users run it: colcon build + colcon test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/colcon ] || bash scripts/setup.sh
+# A missing venv, or one installed from other pins than constraints.txt, is (re)installed first.
+if [ ! -x .venv/bin/colcon ] || ! cmp -s constraints.txt .venv/constraints.installed; then bash scripts/setup.sh; fi
 # shellcheck disable=SC1091
 source .venv/bin/activate
 colcon build --base-paths . --event-handlers console_cohesion+

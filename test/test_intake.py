@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from corrupt_images import png_with_broken_deflate
 from moe3d_ros.intake.health import ERROR, OK, WARN, CameraHealth
 from moe3d_ros.intake.checks import ImageLimits, Rejected, check_frame_id, check_intrinsics, check_raw_image, compressed_size, shorten
 from moe3d_ros.intake.stamps import NS, StampedHistory, StampGuard, stamp_to_ns
@@ -225,14 +226,17 @@ def test_health_of_a_silent_camera_is_warn():
 
 
 def test_decoder_messages_on_stderr_are_caught():
-    """libpng prints to file descriptor 2 from C; the node counts and rate-limits such lines."""
+    """libpng prints to file descriptor 2 from C; the node counts and rate-limits such lines. The
+    input is what reaches the decoder in the node: whole, CRC-correct chunks around a broken zlib
+    stream (truncated or CRC-damaged PNGs are rejected before decoding)."""
     from moe3d_ros.intake.stderr_capture import capture_stderr
 
-    png = _png()
+    png = png_with_broken_deflate(RGB)
+    assert compressed_size(png) == (RGB.shape[1], RGB.shape[0])  # passes every check before decoding
     with capture_stderr() as lines:
-        decoded = cv2.imdecode(np.frombuffer(png[: len(png) // 2], np.uint8), cv2.IMREAD_COLOR)  # no pre-check here
+        decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     assert decoded is None
-    assert any("PNG" in line for line in lines), lines  # libpng or OpenCV, depending on the build
+    assert any("libpng" in line and "IDAT" in line for line in lines), (cv2.__version__, lines)
 
 
 def test_repeated_old_stamps_do_not_walk_the_reference_away():

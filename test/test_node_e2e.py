@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from corrupt_images import png_with_broken_deflate
 from ros_harness import NUM_EXPERTS, NodeProcess, make_small_model, ros_test_node, spin_once, spin_until
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
@@ -209,8 +210,9 @@ def test_every_output_is_right(harness):
 
 
 def _publish_until_counted(harness, publish, camera: str, counter: str) -> None:
-    """Inputs are best effort with depth 1: repeat a bad message until the node has counted it."""
-    name = f"moe3d: camera {camera}"
+    """Inputs are best effort with depth 1: repeat a bad message until the node has counted it
+    (in the camera's status, or the engine's for camera "engine")."""
+    name = "moe3d: engine" if camera == "engine" else f"moe3d: camera {camera}"
     before = int(harness.diagnostic(name).get(counter, 0))
     deadline = time.monotonic() + 30
     while int(harness.diagnostic(name).get(counter, 0)) <= before:
@@ -235,6 +237,16 @@ def test_bad_inputs_are_dropped_counted_and_the_node_keeps_serving(harness):
     for msg in (wrong_encoding, zero, short):
         _publish_until_counted(harness, lambda m=msg: harness.image_a.publish(m), "cam_a", "rejected")
     _publish_until_counted(harness, lambda: harness.image_b.publish(corrupt), "cam_b", "rejected_corrupt")
+    # A PNG that passes every check before decoding but not the decoder: libpng's own line on
+    # stderr is caught and reaches /diagnostics, and nothing is published for it.
+    broken_stamps: list[float] = []
+
+    def publish_broken_png() -> None:
+        broken_stamps.append(harness.now())
+        harness.image_b.publish(CompressedImage(header=harness.header(broken_stamps[-1], "cam_b_optical_frame"), format="png",
+                                                data=array.array("B", png_with_broken_deflate(rgb))))
+
+    _publish_until_counted(harness, publish_broken_png, "engine", "decoder_messages")
     good = harness.now()
     harness.publish_until(CAMERA_A + ["points"], good)
     # Out-of-order and duplicate stamps for camera A.
@@ -255,9 +267,11 @@ def test_bad_inputs_are_dropped_counted_and_the_node_keeps_serving(harness):
     _publish_until_counted(harness, lambda: newest_then(0.0), "cam_a", "rejected_duplicate")
     harness.publish_until(CAMERA_A, harness.now())
     assert not harness.by_stamp("cam_a/depth/image", bad_stamp) and not harness.by_stamp("cam_b/depth/image", bad_stamp)
+    assert not any(harness.by_stamp("cam_b/depth/image", stamp) for stamp in broken_stamps)
     assert late and not any(harness.by_stamp("cam_a/depth/image", stamp) for stamp in late)
     log = harness.proc.output()
-    for text in ("yuv422", "zero-sized", "expected step x height", "JPEG is truncated", "out_of_order", "duplicate"):
+    for text in ("yuv422", "zero-sized", "expected step x height", "JPEG is truncated", "out_of_order", "duplicate",
+                 "image decoder: libpng error: IDAT"):
         assert text in log, text
 
 
