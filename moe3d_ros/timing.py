@@ -1,6 +1,8 @@
-"""Per-stage wall-clock timing that is honest on GPUs (synchronises before reading the clock)."""
+"""Per-stage wall-clock timing that is honest on GPUs (synchronises before reading the clock), and
+per-key rate limits for log lines."""
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -40,3 +42,27 @@ class StageTimer:
 
     def report(self) -> str:
         return ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in self.seconds.items())
+
+
+class RateLimiter:
+    """At most one event per `period` seconds per key (rclpy throttles log lines per call site,
+    which would hide a second kind of fault behind the first); counts what it held back."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.last: dict[str, float] = {}
+        self.suppressed: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            if key in self.last and now - self.last[key] < self.period:
+                self.suppressed[key] = self.suppressed.get(key, 0) + 1
+                return False
+            self.last[key] = now
+            return True
+
+    def take_suppressed(self, key: str) -> int:
+        with self.lock:
+            return self.suppressed.pop(key, 0)

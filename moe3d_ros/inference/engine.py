@@ -24,6 +24,13 @@ LOG = logging.getLogger(__name__)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Host or device memory ran out (torch raises several kinds for it); `release()` then."""
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc))
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' picks CUDA when present; an explicit CUDA device that is absent is an error."""
     if name == "auto":

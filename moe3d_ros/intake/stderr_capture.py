@@ -3,6 +3,7 @@ that a stream of corrupt images becomes counted, rate-limited log lines instead 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -10,6 +11,12 @@ from contextlib import contextmanager
 from typing import Iterator
 
 _LOCK = threading.Lock()
+_DECODER_LINE = re.compile(r"libpng|libjpeg|JPEG|PNG|imgcodecs|IDAT|IHDR|zlib", re.IGNORECASE)
+
+
+def is_decoder_line(line: str) -> bool:
+    """A line an image decoder printed (not one of ours that merely mentions PNG)."""
+    return bool(_DECODER_LINE.search(line)) and "moe3d" not in line
 
 
 @contextmanager

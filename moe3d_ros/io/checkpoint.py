@@ -34,9 +34,9 @@ DEPTH_PREFIX = "depth_head."
 # has its keys dropped by name (the track head is never built).
 HEAD_PREFIXES = {"camera": "camera_head.", "depth": "depth_head.", "point": "point_head.", "track": "track_head."}
 # The small model trained on synthetic scenes that ships with the package (see README).
-DEMO_MODEL_DIR = Path(__file__).resolve().parent / "models" / "demo"
+DEMO_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "demo"
 # Its plain-DPT twin, trained first (the "VGGT" baseline of the demo), for side-by-side evaluation.
-DEMO_BASELINE_DIR = Path(__file__).resolve().parent / "models" / "demo_dpt"
+DEMO_BASELINE_DIR = Path(__file__).resolve().parents[1] / "models" / "demo_dpt"
 DEMO_WARNING = (
     "USING THE BUNDLED SYNTHETIC DEMO MODEL: a small network trained on generated scenes, not VGGT-1B. "
     "Depth on real images will be poor; pass checkpoint:=/path/to/VGGT-1B/model.pt for real use."
