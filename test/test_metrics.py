@@ -14,13 +14,15 @@ from moe3d_ros.eval.metrics import (
     boundary_scores,
     depth_metrics,
     discontinuity_band,
-    estimate_normals,
     fit_scale,
     flying_points,
     gate_switches_off_edges,
+    steps_off_edges,
+)
+from moe3d_ros.eval.reconstruction import (
+    estimate_normals,
     icp_point_to_point,
     reconstruction_metrics,
-    steps_off_edges,
     surface_metrics,
     umeyama,
 )

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from moe3d_ros.data import synthetic
+from moe3d_ros.data.synthetic import scene as synthetic_scene
 from moe3d_ros.data.sequence import RGBDSequence
 from moe3d_ros.data.synthetic import (
     Box,
@@ -103,7 +103,7 @@ def test_camera_path_is_smooth_with_parallax_and_clearance() -> None:
 
 def test_fallback_camera_path_stays_clear(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no random path accepted, the sweep through the reserved object-free disc is used."""
-    monkeypatch.setattr(synthetic, "_PATH_ATTEMPTS", 0)
+    monkeypatch.setattr(synthetic_scene, "_PATH_ATTEMPTS", 0)
     for seed in range(5):
         scene = generate_scene(seed)
         positions = scene.camera_path(8, seed)[:, :3, 3]

@@ -19,11 +19,20 @@ from pathlib import Path
 
 import torch
 
-from ..io.checkpoint import CONFIG_FILE, DEMO_BASELINE_DIR, DEMO_MODEL_DIR, DEMO_WARNING, CheckpointError, load_any, read_config, resolve_path
 from ..data.sources import DatasetError
 from ..eval import protocols as P
 from ..eval.report import scene_figure, write_report
 from ..eval.runner import Evaluator, score_window
+from ..io.checkpoint import (
+    CONFIG_FILE,
+    DEMO_BASELINE_DIR,
+    DEMO_MODEL_DIR,
+    DEMO_WARNING,
+    CheckpointError,
+    load_any,
+    read_config,
+    resolve_path,
+)
 from ..model import PRESETS, VGGT
 from ..progress import Progress
 

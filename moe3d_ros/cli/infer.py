@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..io.checkpoint import CheckpointError, load_for_inference
 from ..inference.engine import EngineConfig, InferenceEngine, Predictions
+from ..io.checkpoint import CheckpointError, load_for_inference
 from ..io.export import colorize_depth, write_ply, write_png
 from ..model import PRESETS, VGGT, preset
 

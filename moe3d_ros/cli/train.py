@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from ..io.checkpoint import CheckpointError
 from ..data.sources import DatasetError
+from ..io.checkpoint import CheckpointError
 from ..train.config import DataSection, TrainConfig, load_train_config
 
 LOG = logging.getLogger("moe3d-train")

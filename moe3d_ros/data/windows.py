@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..model.geometry import relative_to_first, shift_intrinsics
 from ..inference.preprocess import PAD_VALUE, ImageTransform, preprocess_images
+from ..model.geometry import relative_to_first, shift_intrinsics
 from .sequence import RGBDSequence
 from .sources import SequenceSource
 from .synthetic import SyntheticConfig, generate_sequence

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 
 from ..inference.engine import resolve_device, resolve_precision
-from ..model.geometry import depth_to_world_points
 from ..model import VGGT
+from ..model.geometry import depth_to_world_points
 from ..model.heads.moe_head import fuse
 from ..timing import StageTimer
 from . import metrics as M
+from .reconstruction import reconstruction_metrics
 
 FUSIONS = ("winner", "mean")
 
@@ -150,7 +151,7 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
         gt_points = depth_to_world_points(torch.from_numpy(np.where(window.valid, window.depth, 0).astype(np.float32)),
                                           torch.from_numpy(window.extrinsics), torch.from_numpy(window.intrinsics)).numpy()
         mask = window.valid & np.isfinite(predicted_points).all(-1)
-        recon = M.reconstruction_metrics(predicted_points[mask], gt_points[mask], max_points=max_points)
+        recon = reconstruction_metrics(predicted_points[mask], gt_points[mask], max_points=max_points)
         scores.update({k: float(v) for k, v in recon.items() if k in RECON_KEYS})
     return scores
 

@@ -13,12 +13,12 @@ from typing import Hashable, Sequence
 import numpy as np
 import torch
 
+from ..model import VGGT, VGGTOutput
+from ..model.geometry import depth_to_world_points
+from ..timing import StageTimer
 from .cuda_graph import GraphedForward
 from .encoder_cache import EncoderCache
-from ..model.geometry import depth_to_world_points
-from ..model import VGGT, VGGTOutput
 from .preprocess import ImageTransform, Mode, preprocess_images
-from ..timing import StageTimer
 
 LOG = logging.getLogger(__name__)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -1,11 +1,11 @@
 """Torch modules of VGGT (and, on top, the MoE depth head). Imports torch only."""
 from .config import (
+    PRESETS,
     AggregatorConfig,
     CameraHeadConfig,
     DPTConfig,
     EncoderConfig,
     MoEConfig,
-    PRESETS,
     VGGTConfig,
     preset,
 )

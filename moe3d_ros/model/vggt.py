@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .geometry import pose_encoding_to_cameras
 from ..timing import StageTimer
 from .aggregator import Aggregator
 from .config import VGGTConfig
+from .geometry import pose_encoding_to_cameras
 from .heads import CameraHead, DPTHead
 from .heads.dpt_head import activate_depth, activate_points
 from .heads.moe_head import MixtureOutput, MoEDepthHead

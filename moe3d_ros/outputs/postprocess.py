@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from ..inference.engine import Predictions
-from .filtering import FilterConfig, boundary_clean_mask
 from ..model.geometry import matrix_to_quaternion, shift_intrinsics
+from .filtering import FilterConfig, boundary_clean_mask
 
 # Distinct colours for expert indices (gating/color), RGB.
 GATING_PALETTE = np.array(

@@ -21,9 +21,9 @@ from typing import Hashable
 
 import numpy as np
 
-from ..model.geometry import quaternion_to_matrix
 from ..inference.preprocess import ImageTransform
 from ..intake.stamps import StampedHistory
+from ..model.geometry import quaternion_to_matrix
 
 MAD_TO_SIGMA = 1.4826
 OUTLIER_SIGMAS = 3.0  # log ratios further than this many robust sigmas from the median are outliers

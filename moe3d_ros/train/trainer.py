@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..inference.engine import resolve_device, resolve_precision
 from ..io.checkpoint import (
     CONFIG_FILE,
     CheckpointError,
@@ -30,11 +31,10 @@ from ..io.checkpoint import (
     resolve_path,
     save_model,
 )
-from ..inference.engine import resolve_device, resolve_precision
 from ..model import VGGT, preset
 from ..model.heads.moe_head import MoEDepthHead
-from .config import TrainConfig
 from ..progress import Progress
+from .config import TrainConfig
 from .losses import Targets, compute_losses
 
 LOG = logging.getLogger("moe3d.train")
