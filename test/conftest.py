@@ -1,4 +1,8 @@
-"""Shared test helpers: where the team's shared fixtures live, and a small torch setup."""
+"""Shared test helpers: where the team's shared fixtures live, and a small torch setup.
+
+The suite runs on two pytest-xdist workers (setup.cfg): each worker, and what it starts, computes
+on one thread, so two workers share two cores instead of fighting over them (OpenMP threads
+that wait spinning on a busy core slowed single tests tenfold)."""
 from __future__ import annotations
 
 import os
@@ -9,6 +13,10 @@ import torch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("MOE3D_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # the scripts and nodes the tests start
 
 
 def shared_file(relative: str) -> Path:

@@ -33,6 +33,13 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # the test process discovers on this host only
 
 
+def domain_id(module: int) -> int:
+    """The ROS domain of one test module (a number 2..27 of its own) in this pytest worker: modules
+    and parallel xdist workers never share a DDS domain (Fast DDS takes ids up to 232)."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    return module * 8 + worker % 8
+
+
 def ros_environment(domain_id: int) -> dict[str, str]:
     env = dict(os.environ)
     env.update(

@@ -12,12 +12,14 @@ pytest.importorskip("rclpy", reason="rclpy is not installed (ROS 2 or the ros-ja
 from moe3d_ros.io.checkpoint import DEMO_MODEL_DIR  # noqa: E402
 from moe3d_ros.io.export import read_ply  # noqa: E402
 from moe3d_ros.paths import executable  # noqa: E402
+from ros_harness import domain_id  # noqa: E402
 
 
+@pytest.mark.e2e
 def test_demo_runs_end_to_end(tmp_path):
     assert (DEMO_MODEL_DIR / "config.json").exists(), "the bundled demo model is missing"
     out = tmp_path / "demo"
-    cmd = [executable("moe3d-demo"), "--duration", "6", "--out", str(out), "--domain-id", str(60 + os.getpid() % 60)]
+    cmd = [executable("moe3d-demo"), "--duration", "6", "--out", str(out), "--domain-id", str(domain_id(4))]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=dict(os.environ, OMP_NUM_THREADS="1"))
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]

@@ -3,7 +3,6 @@ on three cameras (raw, compressed, CameraInfo) against the node over DDS."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +11,15 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy is not installed (ROS 2 or the ros-jazzy-rclpy wheel)")
 
+from ros_harness import domain_id  # noqa: E402
+
+pytestmark = pytest.mark.e2e  # starts ROS processes and talks to them over DDS
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "hostile_inputs.py"
 
 
 def test_a_thousand_hostile_messages_crash_nothing_and_leak_into_no_output(tmp_path):
     report_path = tmp_path / "report.json"
-    domain = str(210 + os.getpid() % 20)  # Fast DDS takes domain ids up to 232
-    run = subprocess.run([sys.executable, str(SCRIPT), "--messages", "1000", "--domain-id", domain, "--json", str(report_path)],
+    run = subprocess.run([sys.executable, str(SCRIPT), "--messages", "1000", "--domain-id", str(domain_id(8)), "--json", str(report_path)],
                          capture_output=True, text=True, timeout=900)
     assert report_path.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(report_path.read_text())

@@ -6,7 +6,6 @@ InvalidHandle out of spin_once. This reproduces that schedule many times over.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -18,9 +17,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from moe3d_ros.ros.input_qos import InputSubscription  # noqa: E402
-from ros_harness import probe_node  # noqa: E402
+from ros_harness import domain_id, probe_node  # noqa: E402
 
-DOMAIN_ID = 230 + os.getpid() % 3
+DOMAIN_ID = domain_id(9)
 TOPICS = 20
 FLIPS = 60
 UPDATE_PERIOD_S = 0.005  # the node re-decides once a second; here as often as possible

@@ -4,7 +4,6 @@ the node serves depth for that topic, and shuts down cleanly with exit code 0. R
 install); skipped elsewhere (the PyPI wheels do not carry launch)."""
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 import unittest
@@ -24,13 +23,15 @@ from launch.actions import IncludeLaunchDescription, SetEnvironmentVariable  # n
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from launch.substitutions import PathJoinSubstitution  # noqa: E402
 from launch_ros.substitutions import FindPackageShare  # noqa: E402
+from ros_harness import domain_id  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from moe3d_ros.ros.conversions import rgb_to_image_msg  # noqa: E402
 
-DOMAIN_ID = 170 + os.getpid() % 40
+pytestmark = pytest.mark.e2e  # starts ROS processes and talks to them over DDS
+DOMAIN_ID = domain_id(7)
 TOPIC = "/launch_cam/image_raw"
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import array
 import math
-import os
 import time
 
 import cv2
@@ -18,7 +17,7 @@ import pytest
 import torch
 
 from corrupt_images import png_with_broken_deflate
-from ros_harness import NUM_EXPERTS, NodeProcess, make_small_model, ros_test_node, spin_once, spin_until
+from ros_harness import NUM_EXPERTS, NodeProcess, domain_id, make_small_model, ros_test_node, spin_once, spin_until
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
@@ -29,7 +28,8 @@ from std_msgs.msg import Header  # noqa: E402
 from moe3d_ros.model.geometry import quaternion_to_matrix, unproject_depth  # noqa: E402
 from moe3d_ros.ros.conversions import camera_info_msg, cloud_records, rgb_to_image_msg  # noqa: E402
 
-DOMAIN_ID = 60 + os.getpid() % 40
+pytestmark = pytest.mark.e2e  # starts ROS processes and talks to them over DDS
+DOMAIN_ID = domain_id(3)
 MIN_CONFIDENCE = 1.9
 SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 OUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

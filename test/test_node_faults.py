@@ -3,14 +3,13 @@ and corrupt checkpoints, an out-of-memory error in the engine, 4 cameras at 60 H
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from typing import Iterator
 
 import numpy as np
 import pytest
 
-from ros_harness import Diagnostics, NodeProcess, make_small_model, ros_test_node, spin_once, spin_until
+from ros_harness import Diagnostics, NodeProcess, domain_id, make_small_model, ros_test_node, spin_once, spin_until
 
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -18,7 +17,8 @@ from std_msgs.msg import Header  # noqa: E402
 
 from moe3d_ros.ros.conversions import rgb_to_image_msg  # noqa: E402
 
-DOMAIN_ID = 110 + os.getpid() % 40
+pytestmark = pytest.mark.e2e  # starts ROS processes and talks to them over DDS
+DOMAIN_ID = domain_id(5)
 SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
@@ -32,50 +32,67 @@ def ros_node():
     yield from ros_test_node(DOMAIN_ID, "moe3d_fault_test")
 
 
-def _start_fails(tmp_path, parameters: dict, *expected: str) -> None:
-    """Exit code 1 and exactly one line: FATAL, naming the parameter and the fix; no traceback."""
-    proc = NodeProcess(DOMAIN_ID, parameters, tmp_path)
+def _exit_and_output(proc: NodeProcess) -> tuple[int, str]:
     try:
-        code = proc.wait_exit(timeout=120)
-        output = proc.output()
+        return proc.wait_exit(timeout=120), proc.output()
     finally:
         proc.stop()
-    assert code == 1, output
+
+
+def _one_fatal_line(code: int, output: str, *expected: str) -> str | None:
+    """None when the start failed as it must: exit code 1 and exactly one line, FATAL, naming the
+    parameter and the fix, no traceback; else what went wrong, with the output."""
     fatal = [line for line in output.splitlines() if "[FATAL]" in line]
-    assert len(fatal) == 1 and "Traceback" not in output, output
-    for text in expected:
-        assert text in fatal[0], output
+    if code != 1 or len(fatal) != 1 or "Traceback" in output:
+        return f"exit code {code}, {len(fatal)} FATAL lines:\n{output}"
+    missing = [text for text in expected if text not in fatal[0]]
+    return f"{missing} not in {fatal[0]!r}" if missing else None
 
 
-@pytest.mark.parametrize(
-    "parameters, expected",
-    [
-        ({"window_size": 1, "image_topics": ["/a/image", "/b/image"]}, ["window_size (1) must be at least the number of cameras (2)"]),
-        ({"preprocess_mode": "stretch"}, ["preprocess_mode must be one of crop, pad"]),
-        ({"camera_names": ["x", "y"]}, ["camera_names has 2 entries but image_topics has 1"]),
-        ({"device": "cuda:7"} if not __import__("torch").cuda.is_available() else {"device": "tpu"}, ["device"]),
-        ({"device": "tpu"}, ["device must be auto, cpu, cuda or cuda:N"]),
-        ({"window_size": 0}, ["window_size must be >= 1, got 0", "window_size:=4"]),
-        ({"window_size": -1}, ["window_size must be >= 1"]),
-        ({"window_size": 4.5}, ["window_size must be an integer, got 4.5"]),
-        ({"image_topics": "[]"}, ["image_topics must be a list of strings"]),
-        ({"image_topics": "/cam/image_raw"}, ["image_topics must be a list of strings, got '/cam/image_raw'"]),
-        ({"filter.min_confidence": -1}, ["filter.min_confidence must be >= 0.0"]),
-        ({"filter.max_edge_jump": "nan"}, ["filter.max_edge_jump must be a number, got nan"]),
-        ({"cloud.decimation": 0}, ["cloud.decimation must be >= 1"]),
-        ({"scale.factor": 0}, ["scale.factor must be >="]),
-        ({"diagnostics_period": 0}, ["diagnostics_period must be >= 0.05"]),
-        ({"stale_timeout": -5}, ["stale_timeout must be >= 0.01"]),
-        ({"input_qos": "fast"}, ["input_qos must be one of auto, sensor_data, reliable"]),
-        ({"scale.mode": "depth"}, ["scale.mode depth needs scale.depth_topics"]),
-        ({"scale.mode": "odometry"}, ["scale.mode odometry needs scale.odometry_topic"]),
-        ({"scale.camera_in_base": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]}, ["scale.camera_in_base must be 7 finite numbers"]),
-        ({"warm_up.image_size": [640]}, ["warm_up.image_size must be [width, height]", "[0, 0] for no warm-up"]),
-        ({"cuda_graph": "sometimes"}, ["cuda_graph must be true or false"]),
-    ],
-)
-def test_bad_configuration_fails_at_start_up_naming_the_parameter(tmp_path, checkpoint, parameters, expected):
-    _start_fails(tmp_path, {"checkpoint": str(checkpoint), **parameters}, "cannot start", *expected)
+def _start_fails(tmp_path, parameters: dict, *expected: str) -> None:
+    problem = _one_fatal_line(*_exit_and_output(NodeProcess(DOMAIN_ID, parameters, tmp_path)), *expected)
+    assert problem is None, problem
+
+
+BAD_CONFIGURATIONS = [
+    ({"window_size": 1, "image_topics": ["/a/image", "/b/image"]}, ["window_size (1) must be at least the number of cameras (2)"]),
+    ({"preprocess_mode": "stretch"}, ["preprocess_mode must be one of crop, pad"]),
+    ({"camera_names": ["x", "y"]}, ["camera_names has 2 entries but image_topics has 1"]),
+    ({"device": "cuda:7"} if not __import__("torch").cuda.is_available() else {"device": "tpu"}, ["device"]),
+    ({"device": "tpu"}, ["device must be auto, cpu, cuda or cuda:N"]),
+    ({"window_size": 0}, ["window_size must be >= 1, got 0", "window_size:=4"]),
+    ({"window_size": -1}, ["window_size must be >= 1"]),
+    ({"window_size": 4.5}, ["window_size must be an integer, got 4.5"]),
+    ({"image_topics": "[]"}, ["image_topics must be a list of strings"]),
+    ({"image_topics": "/cam/image_raw"}, ["image_topics must be a list of strings, got '/cam/image_raw'"]),
+    ({"filter.min_confidence": -1}, ["filter.min_confidence must be >= 0.0"]),
+    ({"filter.max_edge_jump": "nan"}, ["filter.max_edge_jump must be a number, got nan"]),
+    ({"cloud.decimation": 0}, ["cloud.decimation must be >= 1"]),
+    ({"scale.factor": 0}, ["scale.factor must be >="]),
+    ({"diagnostics_period": 0}, ["diagnostics_period must be >= 0.05"]),
+    ({"stale_timeout": -5}, ["stale_timeout must be >= 0.01"]),
+    ({"input_qos": "fast"}, ["input_qos must be one of auto, sensor_data, reliable"]),
+    ({"scale.mode": "depth"}, ["scale.mode depth needs scale.depth_topics"]),
+    ({"scale.mode": "odometry"}, ["scale.mode odometry needs scale.odometry_topic"]),
+    ({"scale.camera_in_base": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]}, ["scale.camera_in_base must be 7 finite numbers"]),
+    ({"warm_up.image_size": [640]}, ["warm_up.image_size must be [width, height]", "[0, 0] for no warm-up"]),
+    ({"cuda_graph": "sometimes"}, ["cuda_graph must be true or false"]),
+]
+STARTS_AT_ONCE = 8  # processes that fail their start-up side by side (each imports torch: ~300 MB)
+
+
+def test_bad_configurations_fail_at_start_up_naming_the_parameter(tmp_path, checkpoint):
+    """Every case is a node process of its own that must exit at start-up; they run side by side
+    (a start-up failure is independent of the others) and every failing case is reported."""
+    problems = []
+    for first in range(0, len(BAD_CONFIGURATIONS), STARTS_AT_ONCE):
+        batch = BAD_CONFIGURATIONS[first:first + STARTS_AT_ONCE]
+        procs = [NodeProcess(DOMAIN_ID, {"checkpoint": str(checkpoint), **parameters}, tmp_path) for parameters, _ in batch]
+        for (parameters, expected), proc in zip(batch, procs):
+            problem = _one_fatal_line(*_exit_and_output(proc), "cannot start", *expected)
+            if problem is not None:
+                problems.append(f"{parameters}: {problem}")
+    assert not problems, "\n\n".join(problems)
 
 
 def test_missing_and_corrupt_checkpoints_fail_at_start_up(tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ros_harness import Diagnostics, NodeProcess, make_small_model, ros_environment, ros_test_node, spin_once, spin_until
+from ros_harness import Diagnostics, NodeProcess, domain_id, make_small_model, ros_environment, ros_test_node, spin_once, spin_until
 
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
@@ -25,7 +25,8 @@ from std_msgs.msg import Header  # noqa: E402
 
 from moe3d_ros.ros.conversions import camera_info_msg, cloud_records, rgb_to_image_msg  # noqa: E402
 
-DOMAIN_ID = 20 + os.getpid() % 40
+pytestmark = pytest.mark.e2e  # starts ROS processes and talks to them over DDS
+DOMAIN_ID = domain_id(2)
 CAMERA_PROCESS = Path(__file__).resolve().parent / "camera_process.py"
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 RNG = np.random.default_rng(5)

@@ -3,13 +3,12 @@ odometry with a robot that drives, then stands still."""
 from __future__ import annotations
 
 import math
-import os
 import time
 
 import numpy as np
 import pytest
 
-from ros_harness import Diagnostics, NodeProcess, make_small_model, ros_test_node, spin_once, spin_until
+from ros_harness import Diagnostics, NodeProcess, domain_id, make_small_model, ros_test_node, spin_once, spin_until
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
@@ -20,7 +19,8 @@ from std_msgs.msg import Header  # noqa: E402
 
 from moe3d_ros.ros.conversions import image_msg, rgb_to_image_msg  # noqa: E402
 
-DOMAIN_ID = 100 + os.getpid() % 10
+pytestmark = pytest.mark.e2e  # starts ROS processes and talks to them over DDS
+DOMAIN_ID = domain_id(6)
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 RGB = np.random.default_rng(2).integers(0, 256, (120, 160, 3), dtype=np.uint8)
 COMMON = {"camera_info_topics": ["none"], "keyframe_spacing": 0.0, "filter.min_confidence": 0.0,
