@@ -23,6 +23,7 @@ from ..io.export import colorize_depth, write_ply, write_png
 from ..paths import executable, share_dir
 
 CAMERA_NS = "/demo_camera"
+KEPT_FRAMES = 5  # published frames the monitor keeps for the panel
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,6 +54,7 @@ class Monitor:
         self.gt_order: deque = deque(maxlen=50)
         self.images: dict[tuple[int, int], np.ndarray] = {}
         self.gating: dict[tuple[int, int], np.ndarray] = {}  # winning expert per pixel, the last few frames
+        self.depths: dict[tuple[int, int], np.ndarray] = {}  # published depth, the last few frames
         self.depth_times: deque = deque(maxlen=200)
         self.gt_times: deque = deque(maxlen=200)
         self.latencies: deque = deque(maxlen=200)
@@ -85,10 +87,14 @@ class Monitor:
         self.ground_truth[key] = np.frombuffer(msg.data, np.float32).reshape(msg.height, msg.width).copy()
         self.gt_times.append(time.monotonic())
 
+    @staticmethod
+    def _keep(frames: dict, key: tuple[int, int], value: np.ndarray) -> None:
+        frames[key] = value
+        while len(frames) > KEPT_FRAMES:
+            frames.pop(next(iter(frames)))
+
     def _on_gating(self, msg) -> None:
-        self.gating[self._key(msg)] = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width).copy()
-        while len(self.gating) > 5:
-            self.gating.pop(next(iter(self.gating)))
+        self._keep(self.gating, self._key(msg), np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width).copy())
 
     def _on_image(self, msg) -> None:
         self.images[self._key(msg)] = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3).copy()
@@ -100,9 +106,9 @@ class Monitor:
         self.depth_times.append(now)
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         self.latencies.append(self.node.get_clock().now().nanoseconds * 1e-9 - stamp)
-        self.last["depth"] = msg
+        depth = np.frombuffer(msg.data, np.float32).reshape(msg.height, msg.width).copy()
+        self._keep(self.depths, self._key(msg), depth)
         gt = self.ground_truth.get(self._key(msg))
-        depth = np.frombuffer(msg.data, np.float32).reshape(msg.height, msg.width)
         if gt is None or gt.shape != depth.shape:
             return
         valid = np.isfinite(gt) & np.isfinite(depth) & (gt > 0)
@@ -112,6 +118,14 @@ class Monitor:
         self.scores.append((metrics["abs_rel"], boundary_f1(np.nan_to_num(depth, nan=0.0), gt, np.isfinite(gt))))
         self.metric.append(float(np.mean(np.abs(depth[valid] - gt[valid]) / gt[valid])))
         self.log_scales.append(float(np.log(np.median(gt[valid] / depth[valid]))))
+
+    def panel_frame(self) -> tuple[int, int] | None:
+        """The newest published frame that has everything the panel shows: the camera image and the
+        ground truth and, from an MoE model, the gating map (its messages trail the depth's)."""
+        moe = int(self.engine.get("experts", "0")) > 0
+        complete = [key for key, depth in self.depths.items()
+                    if key in self.images and key in self.ground_truth and (not moe or key in self.gating)]
+        return complete[-1] if complete else (next(reversed(self.depths)) if self.depths else None)
 
     def jitter(self) -> float:
         """Median |change of log(implied scale)| between consecutive outputs (0.01 = 1%)."""
@@ -140,15 +154,16 @@ class Monitor:
                 f"{self.engine.get('scale_status', '')} | windows {self.engine.get('windows', '0')}")
 
 
-def write_results(monitor: Monitor, out: Path) -> list[str]:
+def write_results(monitor: Monitor, out: Path) -> tuple[list[str], list[str]]:
+    """Writes cloud.ply and panel.png; returns the files written and the panel's tile captions."""
     from ..eval.render import depth_comparison, gating_with_legend, panel, render_points, side_view
     from ..outputs.postprocess import GATING_PALETTE
     from ..ros.conversions import cloud_records
 
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, captions = [], []
     cloud = monitor.last.get("cloud")
-    depth_msg = monitor.last.get("depth")
+    key = monitor.panel_frame()
     if cloud is not None:
         records = cloud_records(cloud).reshape(-1)
         points = np.stack([records["x"], records["y"], records["z"]], axis=-1)
@@ -156,9 +171,8 @@ def write_results(monitor: Monitor, out: Path) -> list[str]:
         colors = np.stack([(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255], axis=-1).astype(np.uint8)
         count = write_ply(out / "cloud.ply", points, colors)
         written.append(f"{out / 'cloud.ply'} ({count} points)")
-    if depth_msg is not None:
-        key = Monitor._key(depth_msg)
-        depth = np.frombuffer(depth_msg.data, np.float32).reshape(depth_msg.height, depth_msg.width)
+    if key is not None:
+        depth = monitor.depths[key]
         finite = depth[np.isfinite(depth)]
         lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (0.1, 10.0))
         tiles = []
@@ -182,7 +196,8 @@ def write_results(monitor: Monitor, out: Path) -> list[str]:
             rows.append([("fused cloud, side view", render_points(points, colors, view, k, depth.shape))])
         write_png(out / "panel.png", panel(rows))
         written.append(str(out / "panel.png"))
-    return written
+        captions = [label for row in rows for label, _ in row]
+    return written, captions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() >= next_print:
                 print("  " + monitor.line(), flush=True)
                 next_print += 2.0
-        for path in write_results(monitor, args.out):
+        written, captions = write_results(monitor, args.out)
+        for path in written:
             print(f"moe3d-demo: wrote {path}")
+        print(f"moe3d-demo: panel tiles: {' | '.join(captions)}")
         print("moe3d-demo: final " + monitor.line())
     except KeyboardInterrupt:
         code = 130
