@@ -254,11 +254,13 @@ def test_bad_inputs_are_dropped_counted_and_the_node_keeps_serving(harness):
 
     def newest_then(offset: float) -> None:
         """A fresh frame, then one `offset` seconds older (0: the same stamp again), promptly, as a
-        driver that reorders or repeats frames sends them."""
+        driver that reorders or repeats frames sends them. Depth 1: the second goes out once the
+        node has taken the first (else it would replace the first in the queue and be the newest)."""
+        accepted = int(harness.diagnostic("moe3d: camera cam_a").get("accepted", 0))
         newest = harness.now()
         harness.publish(newest, b=False)
-        for _ in range(4):  # depth 1: let the callback take the first before the second arrives
-            spin_once(harness.node, timeout_sec=0.05)
+        spin_until(harness.node, lambda: int(harness.diagnostic("moe3d: camera cam_a").get("accepted", 0)) > accepted, 10,
+                   "the fresh frame accepted", harness.proc)
         harness.publish(newest - offset, b=False)
         if offset > 0:
             late.append(newest - offset)
