@@ -235,3 +235,19 @@ def test_images_are_textured_and_shaded(sequence: RGBDSequence) -> None:
     blocks = grey[:, : grey.shape[1] // 8 * 8, : grey.shape[2] // 8 * 8]
     blocks = blocks.reshape(grey.shape[0], grey.shape[1] // 8, 8, grey.shape[2] // 8, 8)
     assert (blocks.std(axis=(2, 4)) > 1.0).mean() > 0.8
+
+
+def test_natural_style_gives_every_surface_its_own_albedo_and_keeps_the_hard_style_default():
+    from moe3d_ros.data.synthetic.textures import MIN_ALBEDO_GAP, TextureSource
+
+    natural = generate_scene(900001, SyntheticConfig(texture_style="natural"))
+    walls = natural.room.textures[:4]
+    assert all(texture is walls[0] for texture in walls)  # one paint on the four walls
+    surfaces = [walls[0], *natural.room.textures[4:], *(obj.texture for obj in natural.objects)]
+    albedos = [np.add(t.color_a, t.color_b) / 2 for t in surfaces]
+    gaps = [np.abs(a - b).max() for i, a in enumerate(albedos) for b in albedos[i + 1:]]
+    assert min(gaps) >= MIN_ALBEDO_GAP - 0.05  # (the best of 200 draws in a crowded room)
+    assert all(t.kind == "noise" and np.abs(np.subtract(t.color_b, t.color_a)).max() <= 0.16 for t in surfaces)  # low contrast
+    assert SyntheticConfig().texture_style == "hard"
+    with pytest.raises(ValueError, match="texture style 'op-art'"):
+        TextureSource(np.random.default_rng(0), "op-art")

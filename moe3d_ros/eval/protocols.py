@@ -41,6 +41,7 @@ class SyntheticProtocol:
     height: int = 168
     width: int = 224
     seed0: int = SYNTHETIC_EVAL_SEED0
+    style: str = "hard"  # the generator's texture style (data.synthetic.textures.TEXTURE_STYLES)
 
 
 def _window_from_sequence(name: str, seq, target_width: int) -> Window:
@@ -56,7 +57,7 @@ def _window_from_sequence(name: str, seq, target_width: int) -> Window:
 
 
 def synthetic_windows(spec: SyntheticProtocol, target_width: int) -> Iterator[Window]:
-    config = SyntheticConfig(height=spec.height, width=spec.width)
+    config = SyntheticConfig(height=spec.height, width=spec.width, texture_style=spec.style)
     for index in range(spec.scenes):
         seed = spec.seed0 + index
         yield _window_from_sequence(f"synthetic_{seed}", generate_sequence(seed, spec.frames, config), target_width)

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ..data.synthetic.textures import TEXTURE_STYLES
 from ..model import MoEConfig
 from ..model.config import dataclass_from_dict
 from .losses import LossConfig
@@ -58,6 +59,7 @@ class DataSection:
     augment: bool = True
     synthetic_seeds: tuple[int, int] = (0, 100000)  # scenes drawn from this range
     synthetic_hw: tuple[int, int] = (168, 224)
+    synthetic_style: str = "hard"  # the generator's texture style: hard (two-colour patterns) or natural
     workers: int = 0  # processes that make batches ahead of the training loop (0: made in the loop)
 
 
@@ -98,6 +100,8 @@ class TrainConfig:
             problems.append(f"data.paths is empty: data.kind {self.data.kind!r} needs dataset folders")
         if self.data.frames < 1:
             problems.append("data.frames must be at least 1")
+        if self.data.synthetic_style not in TEXTURE_STYLES:
+            problems.append(f"data.synthetic_style {self.data.synthetic_style!r}: use one of {TEXTURE_STYLES}")
         if self.data.workers < 0:
             problems.append("data.workers must be >= 0 (0: batches made in the training loop)")
         if self.output.log_every < 1 or self.output.checkpoint_every < 1:

@@ -9,7 +9,7 @@ from ..sequence import RGBDSequence
 from .config import SyntheticConfig, default_intrinsics
 from .primitives import Box, Cylinder, Primitive, Room, Sphere
 from .scene import ZONE_RADIUS, Scene
-from .textures import periodic_noise, random_texture
+from .textures import Texture, TextureSource, periodic_noise
 
 
 def _random_light(rng: np.random.Generator) -> tuple[float, float, float]:
@@ -18,9 +18,8 @@ def _random_light(rng: np.random.Generator) -> tuple[float, float, float]:
     return tuple(float(c) for c in direction / np.linalg.norm(direction))
 
 
-def _solid_object(rng: np.random.Generator, size: np.ndarray) -> Primitive:
+def _solid_object(rng: np.random.Generator, size: np.ndarray, texture: Texture) -> Primitive:
     """A random box, sphere or cylinder, resting on the floor or (less often) floating."""
-    texture = random_texture(rng)
     kind = rng.integers(3)
     floating = rng.uniform() < 0.25
     xy = rng.uniform(0.0, size[:2])
@@ -39,9 +38,8 @@ def _solid_object(rng: np.random.Generator, size: np.ndarray) -> Primitive:
     return Cylinder((xy[0], xy[1], z), radius, half_height, texture)
 
 
-def _thin_object(rng: np.random.Generator, size: np.ndarray, thin_width: tuple[float, float]) -> Primitive:
+def _thin_object(rng: np.random.Generator, size: np.ndarray, thin_width: tuple[float, float], texture: Texture) -> Primitive:
     """A pole (often floor to ceiling), a standing panel or a floating shelf, 1-4 px across."""
-    texture = random_texture(rng)
     width = rng.uniform(*thin_width)
     xy = rng.uniform(0.0, size[:2])
     kind = rng.integers(3)
@@ -79,7 +77,8 @@ def generate_scene(seed: int, config: SyntheticConfig = SyntheticConfig()) -> Sc
     """
     rng = np.random.default_rng(seed)
     size = np.array([*rng.uniform(*config.room_size, size=2), rng.uniform(*config.room_height)])
-    room = Room(tuple(float(s) for s in size), tuple(random_texture(rng) for _ in range(6)))
+    textures = TextureSource(rng, config.texture_style)
+    room = Room(tuple(float(s) for s in size), textures.room())
     edge = config.wall_margin + ZONE_RADIUS
     zone = rng.uniform(edge, size[:2] - edge)
     keep_out = ZONE_RADIUS + config.camera_clearance
@@ -89,7 +88,8 @@ def generate_scene(seed: int, config: SyntheticConfig = SyntheticConfig()) -> Sc
     thin_count = rng.integers(config.num_thin[0], config.num_thin[1] + 1)
     for index in range(count + thin_count):
         for _ in range(30):
-            obj = _solid_object(rng, size) if index < count else _thin_object(rng, size, config.thin_width)
+            texture = textures.surface()
+            obj = _solid_object(rng, size, texture) if index < count else _thin_object(rng, size, config.thin_width, texture)
             if _fits(obj, size, placed, zone, keep_out):
                 placed.append(obj)
                 break

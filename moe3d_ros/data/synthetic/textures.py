@@ -8,6 +8,11 @@ import numpy as np
 
 NOISE_SIZE = 128  # texels per side of the scene's periodic noise tile (a power of two)
 TEXTURE_KINDS = ("checker", "stripes", "noise", "gradient")
+# "hard": two-colour checkers, stripes, noise and gradients on every surface (most colour edges are
+# not depth edges); "natural": one albedo per object, different from every other surface in the
+# room, with low-contrast detail, so that colour edges are mostly where depth steps.
+TEXTURE_STYLES = ("hard", "natural")
+MIN_ALBEDO_GAP = 0.25  # natural style: largest channel difference between any two surfaces' albedos
 
 
 def periodic_noise(rng: np.random.Generator, size: int = NOISE_SIZE) -> np.ndarray:
@@ -95,6 +100,61 @@ def random_texture(rng: np.random.Generator) -> Texture:
         grain=float(rng.uniform(0.15, 0.4)),
         grain_scale=float(rng.uniform(1.5, 3.0)),
     )
+
+
+def natural_texture(rng: np.random.Generator, albedo: np.ndarray) -> Texture:
+    """One albedo with low-contrast detail: fine noise that changes neighbouring pixels by a few
+    percent at most, or a few large, soft patches."""
+    fine = rng.uniform() < 0.5
+    spread = rng.uniform(0.01, 0.02) if fine else rng.uniform(0.04, 0.08)  # per channel, either side of the albedo
+    return Texture(
+        kind="noise",
+        color_a=tuple(float(c) for c in np.clip(albedo - spread, 0.0, 1.0)),
+        color_b=tuple(float(c) for c in np.clip(albedo + spread, 0.0, 1.0)),
+        scale=float(rng.uniform(0.3, 0.8) if fine else rng.uniform(2.0, 5.0)),
+        angle=float(rng.uniform(0.0, math.pi)),
+        offset=(float(rng.uniform()), float(rng.uniform())),
+        grain=float(rng.uniform(0.01, 0.03)),
+        grain_scale=float(rng.uniform(1.5, 3.0)),
+    )
+
+
+def distinct_albedo(rng: np.random.Generator, taken: list[np.ndarray]) -> np.ndarray:
+    """An RGB albedo whose largest channel difference to every albedo in `taken` is at least
+    MIN_ALBEDO_GAP (the best of 200 draws when the room is crowded); appended to `taken`."""
+    best, best_gap = None, -1.0
+    for _ in range(200):
+        albedo = rng.uniform(0.1, 0.9, 3)
+        gap = min((float(np.abs(albedo - other).max()) for other in taken), default=1.0)
+        if gap > best_gap:
+            best, best_gap = albedo, gap
+        if gap >= MIN_ALBEDO_GAP:
+            break
+    taken.append(best)
+    return best
+
+
+class TextureSource:
+    """The textures of one scene in one style; in the natural style it remembers the albedos
+    handed out so that no two surfaces share one."""
+
+    def __init__(self, rng: np.random.Generator, style: str) -> None:
+        if style not in TEXTURE_STYLES:
+            raise ValueError(f"texture style {style!r}: choose from {TEXTURE_STYLES}")
+        self.rng, self.style = rng, style
+        self.albedos: list[np.ndarray] = []
+
+    def surface(self) -> Texture:
+        if self.style == "hard":
+            return random_texture(self.rng)
+        return natural_texture(self.rng, distinct_albedo(self.rng, self.albedos))
+
+    def room(self) -> tuple[Texture, ...]:
+        """-x, +x, -y, +y, floor, ceiling; in the natural style the four walls share one paint."""
+        if self.style == "hard":
+            return tuple(random_texture(self.rng) for _ in range(6))
+        walls = self.surface()
+        return (walls, walls, walls, walls, self.surface(), self.surface())
 
 
 def plane_coords(q: tuple[np.ndarray, ...], axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
