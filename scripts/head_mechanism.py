@@ -3,8 +3,8 @@
 fixed, coarse-but-informative features, on the same frames, for the same number of steps.
 
 The features stand in for a backbone that knows the scene's depth only at its token grid: per
-14x14 patch, the mean log ground-truth depth and the patch's pixels, mixed by one fixed random
-projection into the heads' token width (the same tokens for both heads and all four of the
+14x14 patch, the mean, nearest and farthest log ground-truth depth and the patch's pixels, mixed by
+one fixed random projection into the heads' token width (the same tokens for both heads and all four of the
 DPT's input layers). A regression head can only put intermediate depths across each step inside a
 patch; the mixture's experts can hold both sides and its gate, reading the image, can switch where
 the image's colour changes. Both heads are the package's own (model/heads), trained with the
@@ -51,15 +51,22 @@ def render(seed0: int, count: int, config: SyntheticConfig) -> dict[str, torch.T
     }
 
 
+def depth_code(log_depth: torch.Tensor) -> torch.Tensor:
+    """[N, 1, h, w] log depth -> [N, bins, h * w] soft bins."""
+    return torch.exp(-(((log_depth.flatten(2) - DEPTH_BINS[None, :, None]) / DEPTH_WIDTH) ** 2))
+
+
 def coarse_tokens(frames: dict[str, torch.Tensor], width: int, seed: int = 0) -> torch.Tensor:
-    """[N, P, width]: per patch the mean log depth of its valid pixels (as soft bins) and its
-    pixels, projected."""
-    valid = frames["valid"].float()[:, None]
-    log_depth = torch.where(frames["valid"], frames["depth"].clamp_min(1e-3).log(), 0.0)[:, None]
-    pooled = F.avg_pool2d(log_depth, PATCH) / F.avg_pool2d(valid, PATCH).clamp_min(1e-6)  # [N, 1, h, w]
+    """[N, P, width]: per patch the mean, nearest and farthest log depth of its valid pixels (as soft
+    bins: where a patch straddles an edge, both sides' depths but not which pixel has which) and
+    its pixels, projected."""
+    valid = frames["valid"][:, None]
+    log_depth = frames["depth"].clamp_min(1e-3).log()[:, None]
+    mean = F.avg_pool2d(torch.where(valid, log_depth, 0.0), PATCH) / F.avg_pool2d(valid.float(), PATCH).clamp_min(1e-6)
+    near = -F.max_pool2d(torch.where(valid, -log_depth, -1e3), PATCH)
+    far = F.max_pool2d(torch.where(valid, log_depth, -1e3), PATCH)
     pixels = F.unfold(frames["images"] - 0.5, PATCH, stride=PATCH)  # [N, 3 * 14 * 14, P]
-    code = torch.exp(-(((pooled.flatten(2) - DEPTH_BINS[None, :, None]) / DEPTH_WIDTH) ** 2))  # [N, bins, P]
-    features = torch.cat([4.0 * code, pixels], dim=1).transpose(1, 2)
+    features = torch.cat([4.0 * depth_code(mean), 4.0 * depth_code(near), 4.0 * depth_code(far), pixels], dim=1).transpose(1, 2)
     projection = torch.randn(features.shape[-1], width, generator=torch.Generator().manual_seed(seed)) / features.shape[-1] ** 0.5
     return features @ projection
 
