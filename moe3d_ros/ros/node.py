@@ -53,8 +53,7 @@ class Moe3dNode(Node):
         window = FrameWindow(len(cameras), s.window_size, s.keyframe_spacing, s.stale_timeout, s.reference_camera)
         reliability = ReliabilityPolicy.RELIABLE if s.output_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
         out_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
-        self.outputs = OutputPublishers(self, s.camera_names, out_qos, self.has_moe, s.pipeline,
-                                        on_error=lambda exc: self.worker.publish_error(exc))
+        self.outputs = OutputPublishers(self, s.camera_names, out_qos, self.has_moe, s.pipeline, rate_limit)
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.intake = Intake(self, s, cameras, window, odometry, rate_limit)
         self.add_on_set_parameters_callback(self._on_set_parameters)

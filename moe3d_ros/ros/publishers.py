@@ -6,7 +6,6 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from geometry_msgs.msg import Pose, PoseArray
@@ -15,7 +14,9 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
+from ..intake.checks import shorten
 from ..outputs.postprocess import CameraProduct, gating_colors
+from ..timing import RateLimiter
 from .conversions import camera_info_msg, cloud_msg, depth_msg, image_msg
 
 WAIT_S = 0.2  # how often the threads look at the shutdown flag
@@ -46,7 +47,7 @@ class OutputPublishers:
     pipeline thread. Nothing is published once `close()` has begun."""
 
     def __init__(self, node: Node, names: list[str], qos: QoSProfile, gating: bool, pipeline: bool,
-                 on_error: Callable[[Exception], None]) -> None:
+                 rate_limit: RateLimiter) -> None:
         self.per_camera = []
         for name in names:
             entry = {
@@ -60,7 +61,7 @@ class OutputPublishers:
             self.per_camera.append(entry)
         self.points = node.create_publisher(PointCloud2, "points", qos)
         self.poses = node.create_publisher(PoseArray, "poses", qos)
-        self._on_error = on_error
+        self._log, self._rate_limit = node.get_logger(), rate_limit
         self._lock = threading.Lock()
         self._open = True
         self._queue: queue.Queue[Outputs] = queue.Queue(maxsize=1)  # the worker waits while a window is published
@@ -123,8 +124,8 @@ class OutputPublishers:
             try:
                 self.publish(outputs)
             except Exception as exc:  # keep publishing later windows
-                if self._open:
-                    self._on_error(exc)
+                if self._open and self._rate_limit.allow(f"publish:{type(exc).__name__}"):
+                    self._log.error(f"publishing failed: {type(exc).__name__}: {shorten(str(exc), 200)}")
 
     def _publish(self, publisher, msg) -> None:
         """Publish unless shutdown has begun (the context may already be gone)."""

@@ -123,10 +123,6 @@ class Worker:
         if self._running and self.rate_limit.allow(f"engine:{type(exc).__name__}"):
             self.log.error(f"window dropped: {self.stats.last_error}")
 
-    def publish_error(self, exc: Exception) -> None:
-        if self.rate_limit.allow(f"publish:{type(exc).__name__}"):
-            self.log.error(f"publishing failed: {type(exc).__name__}: {shorten(str(exc), 200)}")
-
     def _decode(self, snapshot: WindowSnapshot) -> tuple[list[StampedFrame], list[np.ndarray]]:
         frames, images = [], []
         for frame in snapshot.frames:
