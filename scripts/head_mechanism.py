@@ -137,11 +137,8 @@ def score(depth: np.ndarray, winner: np.ndarray | None, frames: dict[str, torch.
             row["expert_shares"] = np.bincount(winner[i][valid].ravel(), minlength=int(winner.max()) + 1) / valid.sum()
         rows.append(row)
     result = {key: mean_of_finite([r[key] for r in rows]) for key in rows[0] if key != "expert_shares"}
-    if winner is not None:
-        shares = np.zeros(max(len(r["expert_shares"]) for r in rows))
-        for r in rows:
-            shares[: len(r["expert_shares"])] += r["expert_shares"] / len(rows)
-        result["expert_shares"] = [round(float(s), 3) for s in shares]
+    if winner is not None:  # (one length for all frames: minlength is the largest winner of any frame)
+        result["expert_shares"] = [round(float(s), 3) for s in np.mean([r["expert_shares"] for r in rows], axis=0)]
     return result
 
 
