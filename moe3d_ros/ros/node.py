@@ -57,7 +57,7 @@ class Moe3dNode(Node):
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.intake = Intake(self, s, cameras, window, odometry, rate_limit)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.worker = Worker(self, s, engine, cameras, window, self.intake, self.outputs, self.scale, odometry, rate_limit)
+        self.worker = Worker(self, s, engine, self.intake, self.outputs, self.scale, rate_limit)
         self.report = NodeDiagnostics(self, self.intake, self.worker, description,
                                       engine.model.config.moe.num_experts if self.has_moe else 0)
         self.create_timer(s.diagnostics_period, self._publish_diagnostics)

@@ -17,11 +17,10 @@ from ..inference.engine import InferenceEngine, Predictions, is_out_of_memory
 from ..intake.camera import CameraState
 from ..intake.checks import Rejected, shorten
 from ..intake.stderr_capture import capture_stderr, emit, is_decoder_line
-from ..intake.window import FrameWindow, StampedFrame, WindowSnapshot
+from ..intake.window import StampedFrame, WindowSnapshot
 from ..outputs.device_postprocess import device_outputs
 from ..outputs.postprocess import camera_poses, camera_product, fused_cloud, product_intrinsics
 from ..outputs.scale import (
-    OdometryTrack,
     ScaleEstimate,
     ScaleMeasurement,
     ScaleRefused,
@@ -59,11 +58,11 @@ class WorkerStats:
 
 
 class Worker:
-    def __init__(self, node: Node, settings: NodeSettings, engine: InferenceEngine, cameras: list[CameraState],
-                 window: FrameWindow, intake: Intake, outputs: OutputPublishers, scale: ScaleTracker,
-                 odometry: OdometryTrack | None, rate_limit: RateLimiter) -> None:
-        self.node, self.settings, self.engine, self.cameras, self.window = node, settings, engine, cameras, window
-        self.intake, self.outputs, self.scale, self.odometry, self.rate_limit = intake, outputs, scale, odometry, rate_limit
+    def __init__(self, node: Node, settings: NodeSettings, engine: InferenceEngine, intake: Intake, outputs: OutputPublishers,
+                 scale: ScaleTracker, rate_limit: RateLimiter) -> None:
+        self.node, self.settings, self.engine = node, settings, engine
+        self.outputs, self.scale, self.rate_limit = outputs, scale, rate_limit
+        self.intake, self.cameras, self.window, self.odometry = intake, intake.cameras, intake.window, intake.odometry
         self.log = node.get_logger()
         self.stats = WorkerStats()
         self.last_scale = ScaleEstimate(1.0, 0.0, 0, "no_data", "no window yet")
