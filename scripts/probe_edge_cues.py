@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=8)
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--width", type=int, default=224, help="model input width (the demo preset's)")
-    parser.add_argument("--style", choices=TEXTURE_STYLES, default="hard", help="the generator's texture style")
+    parser.add_argument("--style", choices=TEXTURE_STYLES, default="natural", help="the generator's texture style")
     args = parser.parse_args()
     near_depth_edge = {t: [0, 0] for t in THRESHOLDS}  # image edge pixels near a depth edge, all image edge pixels
     shown = {t: [0, 0] for t in THRESHOLDS}  # depth edge pixels with an image edge beside them, all depth edge pixels

@@ -237,7 +237,7 @@ def test_images_are_textured_and_shaded(sequence: RGBDSequence) -> None:
     assert (blocks.std(axis=(2, 4)) > 1.0).mean() > 0.8
 
 
-def test_natural_style_gives_every_surface_its_own_albedo_and_keeps_the_hard_style_default():
+def test_natural_style_gives_every_surface_its_own_albedo_and_is_the_default():
     from moe3d_ros.data.synthetic.textures import MIN_ALBEDO_GAP, TextureSource
 
     natural = generate_scene(900001, SyntheticConfig(texture_style="natural"))
@@ -248,6 +248,6 @@ def test_natural_style_gives_every_surface_its_own_albedo_and_keeps_the_hard_sty
     gaps = [np.abs(a - b).max() for i, a in enumerate(albedos) for b in albedos[i + 1:]]
     assert min(gaps) >= MIN_ALBEDO_GAP - 0.05  # (the best of 200 draws in a crowded room)
     assert all(t.kind == "noise" and np.abs(np.subtract(t.color_b, t.color_a)).max() <= 0.16 for t in surfaces)  # low contrast
-    assert SyntheticConfig().texture_style == "hard"
+    assert SyntheticConfig().texture_style == "natural"
     with pytest.raises(ValueError, match="texture style 'op-art'"):
         TextureSource(np.random.default_rng(0), "op-art")

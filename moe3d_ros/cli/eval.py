@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..data.sources import DatasetError
+from ..data.synthetic.textures import TEXTURE_STYLES
 from ..eval import protocols as P
 from ..eval.report import scene_figure, write_report
 from ..eval.runner import Evaluator, score_window
@@ -46,6 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--density", default="sparse", choices=("sparse", "dense"), help="7scenes/nrgbd frame spacing")
     parser.add_argument("--scenes", type=int, default=8, help="synthetic: number of held-out scenes")
     parser.add_argument("--frames", type=int, default=4, help="synthetic: frames per window")
+    parser.add_argument("--style", default="natural", choices=TEXTURE_STYLES, help="synthetic: the generator's texture style")
     parser.add_argument("--max-scenes", type=int, default=0, help="stop after this many scenes (0: all)")
     parser.add_argument("--checkpoint", help="VGGT .pt/.safetensors, org/name, or our checkpoint folder; default: bundled demo models")
     parser.add_argument("--preset", default="vggt_1b", choices=sorted(PRESETS), help="architecture of a published file")
@@ -96,7 +98,7 @@ def load_models(args: argparse.Namespace) -> tuple[dict[str, VGGT], list[str]]:
 
 def windows(args: argparse.Namespace, target_width: int):
     if args.protocol == "synthetic":
-        yield from P.synthetic_windows(P.SyntheticProtocol(scenes=args.scenes, frames=args.frames), target_width)
+        yield from P.synthetic_windows(P.SyntheticProtocol(scenes=args.scenes, frames=args.frames, style=args.style), target_width)
     elif args.protocol in ("7scenes", "nrgbd"):
         yield from P.multiview_windows(args.protocol, args.data_root, args.density, target_width)
     else:

@@ -41,7 +41,7 @@ class SyntheticProtocol:
     height: int = 168
     width: int = 224
     seed0: int = SYNTHETIC_EVAL_SEED0
-    style: str = "hard"  # the generator's texture style (data.synthetic.textures.TEXTURE_STYLES)
+    style: str = "natural"  # the generator's texture style (data.synthetic.textures.TEXTURE_STYLES)
 
 
 def _window_from_sequence(name: str, seq, target_width: int) -> Window:

@@ -198,12 +198,14 @@ def tiny() -> VGGTConfig:
 
 
 def demo() -> VGGTConfig:
-    """The bundled demo model: VGGT's architecture at about 1/450 of its size (2.6 M parameters),
-    224 px wide input, small enough to train on two CPU cores on the synthetic scenes."""
+    """The bundled demo model: VGGT's architecture at about 1/450 of its size (2.5 M parameters),
+    224 px wide input, small enough to train on two CPU cores on the synthetic scenes. Patches of
+    7 px (VGGT: 14) give a 24x32 token grid at 168x224, fine enough for a gate to place an edge."""
     return VGGTConfig(
         img_size=224,
+        patch_size=7,
         embed_dim=96,
-        encoder=EncoderConfig(depth=3, num_heads=4, pos_embed_grid=16),
+        encoder=EncoderConfig(depth=3, num_heads=4, pos_embed_grid=32),
         aggregator=AggregatorConfig(depth=4, num_heads=4),
         camera_head=CameraHeadConfig(trunk_depth=1, num_heads=4),
         dpt=DPTConfig(features=48, out_channels=(24, 48, 96, 96), intermediate_layers=(0, 1, 2, 3), hidden_channels=16),

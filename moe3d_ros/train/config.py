@@ -59,7 +59,7 @@ class DataSection:
     augment: bool = True
     synthetic_seeds: tuple[int, int] = (0, 100000)  # scenes drawn from this range
     synthetic_hw: tuple[int, int] = (168, 224)
-    synthetic_style: str = "hard"  # the generator's texture style: hard (two-colour patterns) or natural
+    synthetic_style: str = "natural"  # the generator's texture style: natural (rooms) or hard (two-colour patterns)
     workers: int = 0  # processes that make batches ahead of the training loop (0: made in the loop)
 
 

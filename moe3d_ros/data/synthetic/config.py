@@ -26,7 +26,7 @@ class SyntheticConfig:
     camera_height: tuple[float, float] = (0.9, 1.8)
     camera_clearance: float = 0.3  # from every object's bounding box
     wall_margin: float = 0.5  # from every wall, floor and ceiling
-    texture_style: str = "hard"  # "hard" or "natural" (see textures.TEXTURE_STYLES)
+    texture_style: str = "natural"  # "natural" (rooms) or "hard" (two-colour patterns; see textures.TEXTURE_STYLES)
 
 
 def default_intrinsics(config: SyntheticConfig = SyntheticConfig()) -> np.ndarray:
