@@ -77,6 +77,9 @@ BAD_CONFIGURATIONS = [
     ({"scale.camera_in_base": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]}, ["scale.camera_in_base must be 7 finite numbers"]),
     ({"warm_up.image_size": [640]}, ["warm_up.image_size must be [width, height]", "[0, 0] for no warm-up"]),
     ({"cuda_graph": "sometimes"}, ["cuda_graph must be true or false"]),
+    ({"backend": "onnxruntime"}, ["backend onnxruntime needs onnx_model", "moe3d-export"]),
+    ({"backend": "tensorrt"}, ["backend must be one of torch, onnxruntime"]),
+    ({"backend": "onnxruntime", "onnx_model": "/nonexistent/model.onnx"}, ["/nonexistent/model.json not found", "moe3d-export"]),
 ]
 STARTS_AT_ONCE = 8  # processes that fail their start-up side by side (each imports torch: ~300 MB)
 

@@ -16,9 +16,12 @@ import numpy as np
 import torch
 
 from ..inference.engine import EngineConfig, InferenceEngine, Predictions
+from ..inference.onnx_backend import BackendUnavailable, OnnxModel
 from ..io.checkpoint import CheckpointError, load_for_inference
 from ..io.export import colorize_depth, write_ply, write_png
+from ..io.onnx_export import ExportError
 from ..model import PRESETS, VGGT, preset
+from .backend import add_backend_arguments, check_backend_arguments, onnx_model_from
 
 LOG = logging.getLogger("moe3d-infer")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -42,9 +45,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mode", default="crop", choices=("crop", "pad"), help="preprocessing mode")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     parser.add_argument("--out", type=Path, default=Path("out/infer"), help="output folder")
+    add_backend_arguments(parser)
     args = parser.parse_args(argv)
     if args.frames < 1:
         parser.error("--frames must be at least 1")
+    check_backend_arguments(parser, args)
     return args
 
 
@@ -63,7 +68,10 @@ def load_images(folder: Path, limit: int) -> list[np.ndarray]:
     return images
 
 
-def build_model(args: argparse.Namespace) -> tuple[VGGT, str]:
+def build_model(args: argparse.Namespace) -> tuple[VGGT | OnnxModel, str]:
+    if args.backend == "onnxruntime":
+        model = onnx_model_from(args)
+        return model, f"{args.onnx_model} ({model.manifest.description})"
     if args.random_init:
         LOG.warning("RANDOM WEIGHTS (%s preset): this checks the pipeline; depth and poses are meaningless", args.random_init)
         return VGGT(preset(args.random_init)).eval(), f"{args.random_init} preset, random weights"
@@ -122,12 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         model, description = build_model(args)
         engine = InferenceEngine(model, EngineConfig(device=args.device, precision=args.precision, mode=args.mode))
         load_model = time.perf_counter() - start
-    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        print(f"model: {description}")
+        print(f"device: {engine.description}; input: {source}, {images[0].shape[1]}x{images[0].shape[0]}")
+        pred = engine.run(images)
+    except (CheckpointError, ExportError, BackendUnavailable, FileNotFoundError, ValueError) as exc:
         LOG.error("%s", exc)
         return 2
-    print(f"model: {description}")
-    print(f"device: {engine.description}; input: {source}, {images[0].shape[1]}x{images[0].shape[0]}")
-    pred = engine.run(images)
     print(f"model input: {len(pred.depth)} x {pred.depth.shape[2]}x{pred.depth.shape[1]} ({args.mode} mode)")
     report(pred)
     start = time.perf_counter()

@@ -5,6 +5,7 @@ each stage so callers (the node, the CLI, benchmarks) report where the time goes
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from ..model.geometry import depth_to_world_points
 from ..timing import StageTimer
 from .cuda_graph import GraphedForward
 from .encoder_cache import EncoderCache
+from .onnx_backend import OnnxModel
 from .preprocess import ImageTransform, Mode, preprocess_images
 
 LOG = logging.getLogger(__name__)
@@ -111,20 +113,35 @@ class Predictions:
 
 
 class InferenceEngine:
-    def __init__(self, model: VGGT, config: EngineConfig = EngineConfig()) -> None:
+    """`model`: the torch VGGT, or an exported one run by ONNX Runtime (OnnxModel), which takes
+    the same images and returns the same outputs; the torch-only speed options (compile, CUDA
+    graphs, encoder cache) are then off, with a note."""
+
+    def __init__(self, model: VGGT | OnnxModel, config: EngineConfig = EngineConfig()) -> None:
         missing = [h for h in config.heads if h not in model.config.heads]
         if "depth" not in config.heads or missing:
             raise ValueError(f"engine heads {config.heads} must include depth and be built by the model ({model.config.heads})")
+        self.notes: list[str] = []  # speed options that could not be used here, one line each
+        if isinstance(model, OnnxModel):
+            config = self._torch_options_off(config, model)
         self.config = config
         self.device = resolve_device(config.device)
         self.dtype = resolve_precision(config.precision, self.device)
-        self.model = model.to(self.device).eval()
+        self.model = model if isinstance(model, OnnxModel) else model.to(self.device).eval()
         self.target = model.config.img_size
         self.cache = EncoderCache(config.encoder_cache) if config.encoder_cache > 0 else None
-        self.notes: list[str] = []  # speed options that could not be used here, one line each
         self._fast = self._fast_forward()
-        # The cache encodes 1..S new frames at a time: compiled once per count (warm_up), kept eager otherwise.
-        self._encode = torch.compile(model.aggregator.encode, dynamic=False) if config.compile else model.aggregator.encode
+        if isinstance(model, VGGT):  # the cache encodes 1..S new frames at a time: compiled once per count (warm_up)
+            self._encode = torch.compile(model.aggregator.encode, dynamic=False) if config.compile else model.aggregator.encode
+
+    def _torch_options_off(self, config: EngineConfig, model: OnnxModel) -> EngineConfig:
+        """ONNX Runtime takes host arrays and runs the exported fp32 graph on its provider."""
+        asked = [name for name, on in (("compile", config.compile), ("cuda_graph", config.cuda_graph),
+                                       ("encoder_cache", config.encoder_cache > 0)) if on]
+        if asked:
+            self._note(f"{', '.join(asked)}: torch backend only; the onnxruntime backend ({model.provider}) runs without")
+        return dataclasses.replace(config, device="cpu", precision="fp32", compile=False, cuda_graph=False,
+                                   encoder_cache=0, keep_on_device=False)
 
     def _fast_forward(self):
         """The compiled and/or graph-captured forward, or None for the plain (timed per stage) one."""
@@ -153,7 +170,22 @@ class InferenceEngine:
         return (self._fast if self._fast is not None else self._forward)(images, patches)  # (a GraphedForward has a length)
 
     @property
+    def backend(self) -> str:
+        return "onnxruntime" if isinstance(self.model, OnnxModel) else "torch"
+
+    @property
+    def provider(self) -> str:
+        """The ONNX Runtime execution provider in use ('' with the torch backend)."""
+        return self.model.provider if isinstance(self.model, OnnxModel) else ""
+
+    def set_fusion(self, mode: str) -> None:
+        """How the MoE head's experts are fused (winner or mean), with either backend."""
+        (self.model if isinstance(self.model, OnnxModel) else self.model.depth_head).fusion = mode
+
+    @property
     def description(self) -> str:
+        if isinstance(self.model, OnnxModel):
+            return self.model.description
         options = [name for name, on in (("compiled", self.config.compile),
                                           ("CUDA graphs", isinstance(self._fast, GraphedForward))) if on]
         return f"{self.device} {str(self.dtype).removeprefix('torch.')}" + (f" ({', '.join(options)})" if options else "")

@@ -52,7 +52,8 @@ class NodeDiagnostics:
         recent_error = now - stats.last_error_time <= ENGINE_ERROR_HOLD_S
         estimate, scale_mode = worker.last_scale, worker.settings.scale_mode
         values = {
-            "model": self.model_description, "device": engine.description, "windows": stats.windows,
+            "model": self.model_description, "backend": engine.backend, "onnx_provider": engine.provider or "n/a",
+            "device": engine.description, "windows": stats.windows,
             "idle_skips_no_subscriber": stats.idle_skips, "errors": stats.errors, "out_of_memory": stats.oom,
             "last_error": stats.last_error, "decoder_messages": stats.decoder_messages,
             "withheld_invalid_outputs": stats.invalid_outputs,

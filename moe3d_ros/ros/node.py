@@ -15,6 +15,8 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..inference.engine import EngineConfig, InferenceEngine, resolve_device
+from ..inference.onnx_backend import OnnxModel
+from ..inference.preprocess import plan_transform
 from ..intake.camera import CameraState
 from ..intake.checks import shorten
 from ..intake.stamps import NS
@@ -85,14 +87,24 @@ class Moe3dNode(Node):
 
     def _load_engine(self) -> tuple[InferenceEngine, str]:
         s = self.settings
-        model, description = load_for_inference(s.checkpoint, s.preset, s.moe_head, self.get_logger().warning)
-        if model.config.depth_head == "moe":
-            model.depth_head.fusion = s.fusion
+        if s.backend == "onnxruntime":
+            model = OnnxModel(s.onnx_model, s.onnx_providers)
+            model_hw = (plan_transform(s.warm_up_image_size[::-1], s.preprocess_mode, model.config.img_size).model_hw
+                        if s.warm_up_image_size else None)
+            problem = model.manifest.unserved(range(1, s.window_size + 1), model_hw)
+            if problem:
+                raise ValueError(f"onnx_model {s.onnx_model}: {problem} (window_size {s.window_size}, warm_up.image_size "
+                                 f"{list(s.warm_up_image_size)})")
+            description = f"{s.onnx_model} ({model.manifest.description})"
+        else:
+            model, description = load_for_inference(s.checkpoint, s.preset, s.moe_head, self.get_logger().warning)
         cache = 2 * s.window_size if s.encoder_cache else 0
         engine = InferenceEngine(model, EngineConfig(
             device=s.device, precision=s.precision, mode=s.preprocess_mode, encoder_cache=cache, compile=s.compile,
             cuda_graph=s.cuda_graph, device_preprocess=s.device_preprocess,
             keep_on_device=s.device_postprocess and resolve_device(s.device).type == "cuda"))  # NumPy is faster on a CPU
+        if model.config.depth_head == "moe":
+            engine.set_fusion(s.fusion)
         for note in engine.notes:
             self.get_logger().warning(note)
         return engine, description
@@ -102,7 +114,7 @@ class Moe3dNode(Node):
         if result.successful:
             params.apply_change(self.settings, merged)
             if self.has_moe:
-                self.worker.engine.model.depth_head.fusion = self.settings.fusion
+                self.worker.engine.set_fusion(self.settings.fusion)
             self.scale.factor = self.settings.scale_factor
         return result
 

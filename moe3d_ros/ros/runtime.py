@@ -40,7 +40,7 @@ def run_node(factory: Callable[[], Node], name: str, args: list[str] | None, thr
     try:
         node = factory()
     except Exception as exc:  # anything at start-up ends the same way: one line, no traceback
-        known = isinstance(exc, (ValueError, FileNotFoundError)) or type(exc).__name__ == "CheckpointError"
+        known = isinstance(exc, (ValueError, FileNotFoundError)) or type(exc).__name__ in ("CheckpointError", "ExportError", "BackendUnavailable")
         reason = one_line(exc) if known else f"{type(exc).__name__}: {one_line(exc)}"
         rclpy.logging.get_logger(name).fatal(f"cannot start: {reason}")
         rclpy.try_shutdown()

@@ -60,6 +60,13 @@ SPECS: dict[str, ParamSpec] = {
                             "Our checkpoint folder, a VGGT .pt/.safetensors file or org/name; '' = bundled demo model"),
     "preset": ParamSpec("vggt_1b", _T.PARAMETER_STRING, "Architecture of a published VGGT checkpoint", choices=("vggt_1b", "tiny")),
     "moe_head": ParamSpec("", _T.PARAMETER_STRING, "Depth-head checkpoint folder loaded on top of `checkpoint`"),
+    "backend": ParamSpec("torch", _T.PARAMETER_STRING, "torch (the checkpoint through PyTorch) or onnxruntime (the model "
+                         "onnx_model names, exported by moe3d-export)", choices=("torch", "onnxruntime")),
+    "onnx_model": ParamSpec("", _T.PARAMETER_STRING, "The .onnx file (or its .json manifest) written by moe3d-export; for "
+                            "backend onnxruntime, which then ignores checkpoint, preset, moe_head, device and precision"),
+    "onnx_providers": ParamSpec([""], _T.PARAMETER_STRING_ARRAY,
+                                "ONNX Runtime execution providers in order of preference, e.g. ['CUDAExecutionProvider', "
+                                "'CPUExecutionProvider']; [''] (default) = TensorRT, CUDA, CPU, whichever are installed"),
     "device": ParamSpec("auto", _T.PARAMETER_STRING, "auto (CUDA when present), cpu, cuda or cuda:N"),
     "precision": ParamSpec("auto", _T.PARAMETER_STRING, "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16",
                            choices=("auto", "fp32", "bf16", "fp16")),
@@ -82,7 +89,8 @@ SPECS: dict[str, ParamSpec] = {
                           "next window runs on the device"),
     "warm_up.image_size": ParamSpec([640, 480], _T.PARAMETER_INTEGER_ARRAY,
                                     "Camera image width and height the forward is prepared for at start-up (compilation, "
-                                    "graph capture, kernel selection) for every window size; [0, 0] = no warm-up"),
+                                    "graph capture, kernel selection) for every window size; [0, 0] = no warm-up. With backend "
+                                    "onnxruntime the exported input size is checked against it at start-up"),
     "preprocess_mode": ParamSpec("crop", _T.PARAMETER_STRING, "crop or pad, as the reference preprocessing", choices=("crop", "pad")),
     "fusion": ParamSpec("winner", _T.PARAMETER_STRING, "MoE fusion: winner (sharp) or mean", read_only=False,
                         choices=("winner", "mean")),
@@ -141,6 +149,9 @@ class NodeSettings:
     checkpoint: str
     preset: str
     moe_head: str
+    backend: str
+    onnx_model: str
+    onnx_providers: list[str]
     device: str
     precision: str
     encoder_cache: bool
@@ -306,6 +317,9 @@ def read(node: Node) -> NodeSettings:
     warm_up = list(raw["warm_up.image_size"])
     if warm_up != [0, 0] and (len(warm_up) != 2 or min(warm_up) < 1 or max(warm_up) > 16384):
         problems.append(f"warm_up.image_size must be [width, height] in pixels (1..16384) or [0, 0] for no warm-up, got {warm_up}")
+    if raw["backend"] == "onnxruntime" and not raw["onnx_model"]:
+        problems.append("backend onnxruntime needs onnx_model: export the model with moe3d-export --frames 1-<window_size> "
+                        "--out model.onnx and set onnx_model:=/path/to/model.onnx")
     if raw["window_size"] < count:
         problems.append(f"window_size ({raw['window_size']}) must be at least the number of cameras ({count})")
     try:
@@ -330,6 +344,9 @@ def read(node: Node) -> NodeSettings:
         checkpoint=raw["checkpoint"],
         preset=raw["preset"],
         moe_head=raw["moe_head"],
+        backend=raw["backend"],
+        onnx_model=raw["onnx_model"],
+        onnx_providers=[p for p in raw["onnx_providers"] if p],
         device=raw["device"],
         precision=raw["precision"],
         encoder_cache=raw["encoder_cache"],

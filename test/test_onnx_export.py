@@ -1,0 +1,195 @@
+"""ONNX export and the onnxruntime backend: parity with the PyTorch forward (fp32, 1e-4 relative),
+the manifest, the engine and moe3d-infer on both backends, and the errors a user meets."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from moe3d_ros.cli import export as export_cli
+from moe3d_ros.cli import infer as infer_cli
+from moe3d_ros.inference.engine import EngineConfig, InferenceEngine
+from moe3d_ros.io.checkpoint import DEMO_BASELINE_DIR, DEMO_MODEL_DIR, load_model, save_model
+from moe3d_ros.io.onnx_export import ExportError, ExportedForward, export_onnx, parse_frame_counts, read_manifest
+from moe3d_ros.model import VGGT, MoEConfig, preset
+
+ort = pytest.importorskip("onnxruntime", reason="the optional extra .[onnx] is not installed")
+from moe3d_ros.inference.onnx_backend import BackendUnavailable, OnnxModel, resolve_providers  # noqa: E402
+
+TOLERANCE = 1e-4  # relative: max |onnxruntime - torch| / max |torch|
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-12))
+
+
+def tiny_model(moe: bool, img_size: int = 518) -> VGGT:
+    """The parity fixture's configuration with random weights (img_size: the width preprocessing makes)."""
+    torch.manual_seed(0)
+    config = preset("tiny").with_moe(MoEConfig(num_experts=3, gate_image=True)) if moe else preset("tiny")
+    model = VGGT(dataclasses.replace(config, img_size=img_size)).eval()
+    if moe:  # a gate that decides (a fresh one is uniform: every pixel a tie)
+        torch.nn.init.normal_(model.depth_head.gate.conv2.weight, std=0.5)
+    with torch.no_grad():  # a field of view of about 1 rad, not relu's 0 (an infinite focal length)
+        model.camera_head.pose_branch.fc2.bias[7:9] += 0.3
+    return model
+
+
+def assert_same_forward(model: VGGT, onnx_path, frames: int, height: int, width: int) -> None:
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    images = torch.rand(frames, 3, height, width, generator=torch.Generator().manual_seed(frames))
+    with torch.no_grad():
+        expected = [t.numpy() for t in ExportedForward(model)(images)]
+    actual = session.run(None, {"images": images.numpy()})
+    names = [o.name for o in session.get_outputs()]
+    errors = {name: relative_error(a, e) for name, a, e in zip(names, actual, expected)}
+    assert all(a.shape == e.shape for a, e in zip(actual, expected))
+    assert max(errors.values()) < TOLERANCE, errors
+
+
+@pytest.mark.parametrize("moe", [False, True], ids=["dpt", "moe"])
+def test_tiny_parity_configuration_exports_with_onnxruntime_parity(tmp_path, moe):
+    model = tiny_model(moe)
+    manifest = export_onnx(model, [2], 70, 56, tmp_path / "tiny.onnx", "tiny parity configuration")
+    expected_outputs = ["depth", "depth_conf", "pose_enc"] + (["gate_logits", "expert_depth", "expert_conf"] if moe else [])
+    assert list(manifest.outputs) == expected_outputs
+    session = ort.InferenceSession(str(tmp_path / "tiny.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"] and [o.name for o in session.get_outputs()] == expected_outputs
+    assert_same_forward(model, tmp_path / "tiny.onnx", 2, 56, 70)
+    data = json.loads((tmp_path / "tiny.json").read_text())
+    assert data["frames"] == {"2": "tiny.onnx"} and data["image_size"] == [70, 56] and data["precision"] == "fp32"
+    assert data["depth_head"] == ("moe" if moe else "dpt") and data["num_experts"] == (3 if moe else 0)
+    assert data["opset"] == 18 and data["package_version"] and data["preset_config"]["embed_dim"] == 64
+
+
+@pytest.mark.parametrize("folder", [DEMO_MODEL_DIR, DEMO_BASELINE_DIR], ids=["demo_moe", "demo_dpt"])
+def test_bundled_demo_models_export_with_onnxruntime_parity(tmp_path, folder):
+    model, _ = load_model(folder)
+    export_onnx(model, [2], 224, 168, tmp_path / "demo.onnx")
+    assert_same_forward(model, tmp_path / "demo.onnx", 2, 168, 224)
+
+
+@pytest.fixture(scope="module")
+def exported_moe(tmp_path_factory):
+    """The tiny MoE model at 224 px, exported for windows of 1 and 3 frames at 224x168."""
+    folder = tmp_path_factory.mktemp("onnx")
+    model = tiny_model(moe=True, img_size=224)
+    save_model(model, folder / "checkpoint")
+    export_onnx(model, [1, 3], 224, 168, folder / "model.onnx", "tiny test model")
+    return model, folder
+
+
+def test_several_window_sizes_get_a_file_each_and_the_manifest_names_what_to_export(exported_moe):
+    _, folder = exported_moe
+    assert sorted(p.name for p in folder.glob("*.onnx")) == ["model.f1.onnx", "model.f3.onnx"]
+    manifest, where = read_manifest(folder / "model.onnx")
+    assert where == folder and manifest.files == {1: "model.f1.onnx", 3: "model.f3.onnx"}
+    assert manifest.unserved([1, 3], (168, 224)) is None
+    line = manifest.unserved(range(1, 5), (168, 224))
+    assert "not 2,4 at 224x168" in line and "moe3d-export --frames 1-4 --image-size 224 168" in line
+    line = manifest.unserved([3], (126, 224))
+    assert "not 3 at 224x126" in line and "--image-size 224 126" in line
+
+
+def test_engine_gives_the_same_predictions_on_both_backends(exported_moe):
+    model, folder = exported_moe
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(3)]
+    torch_engine = InferenceEngine(model, EngineConfig(device="cpu"))
+    onnx_engine = InferenceEngine(OnnxModel(folder / "model.json"), EngineConfig(encoder_cache=4))
+    assert onnx_engine.backend == "onnxruntime" and onnx_engine.provider == "CPUExecutionProvider"
+    assert onnx_engine.notes and "encoder_cache" in onnx_engine.notes[0]
+    for fusion in ("winner", "mean"):
+        torch_engine.set_fusion(fusion)
+        onnx_engine.set_fusion(fusion)
+        expected, actual = torch_engine.run(images), onnx_engine.run(images)
+        for name in ("depth", "depth_conf", "extrinsics", "intrinsics", "gate_entropy", "expert_spread"):
+            assert relative_error(getattr(actual, name), getattr(expected, name)) < TOLERANCE, (fusion, name)
+        assert (actual.winner == expected.winner).mean() > 0.999 and actual.num_experts == expected.num_experts == 3
+        assert np.array_equal(actual.images, expected.images)
+    with pytest.raises(ValueError, match="not 2 at 224x168: export it with moe3d-export --frames 1-3"):
+        onnx_engine.run(images[:2])
+
+
+def test_moe3d_infer_runs_on_both_backends_with_the_same_results(exported_moe, tmp_path, capsys):
+    _, folder = exported_moe
+    common = ["--synthetic", "900000", "--frames", "3", "--device", "cpu"]
+    assert infer_cli.main(common + ["--checkpoint", str(folder / "checkpoint"), "--out", str(tmp_path / "torch")]) == 0
+    assert infer_cli.main(common + ["--backend", "onnxruntime", "--onnx-model", str(folder / "model.onnx"),
+                                    "--onnx-providers", "CPUExecutionProvider", "--out", str(tmp_path / "onnx")]) == 0
+    assert "onnxruntime CPUExecutionProvider fp32" in capsys.readouterr().out
+    expected, actual = np.load(tmp_path / "torch" / "predictions.npz"), np.load(tmp_path / "onnx" / "predictions.npz")
+    for name in ("depth", "depth_conf", "extrinsics"):
+        assert relative_error(actual[name], expected[name]) < TOLERANCE, name
+    assert infer_cli.main(common[:2] + ["--frames", "2", "--backend", "onnxruntime", "--onnx-model", str(folder / "model.onnx")]) == 2
+
+
+def test_execution_providers_default_to_what_is_installed_and_unknown_ones_are_refused():
+    assert resolve_providers()[-1] == "CPUExecutionProvider"
+    assert resolve_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    with pytest.raises(BackendUnavailable, match=r"onnx_providers \['FancyExecutionProvider'\] not installed"):
+        resolve_providers(["FancyExecutionProvider"])
+
+
+def test_damaged_or_incomplete_exports_are_refused_with_what_to_do(exported_moe, tmp_path):
+    _, folder = exported_moe
+    with pytest.raises(ExportError, match="model.json not found.*moe3d-export"):
+        read_manifest(tmp_path / "model.onnx")
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(ExportError, match="not readable JSON"):
+        read_manifest(tmp_path / "model.onnx")
+    data = json.loads((folder / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps(data))
+    with pytest.raises(ExportError, match=r"lists \['model.f1.onnx', 'model.f3.onnx'\], missing beside it"):
+        read_manifest(tmp_path / "model.json")
+    (tmp_path / "model.json").write_text(json.dumps({**data, "format": "other"}))
+    with pytest.raises(ExportError, match="not a moe3d-export manifest"):
+        read_manifest(tmp_path / "model.json")
+
+
+def test_frame_counts_parse_as_counts_ranges_and_lists():
+    assert parse_frame_counts("4") == [4] and parse_frame_counts("1-4") == [1, 2, 3, 4] and parse_frame_counts("4,2") == [2, 4]
+    for bad in ("0", "four", "", "3-x"):
+        with pytest.raises(ValueError, match="frames"):
+            parse_frame_counts(bad)
+
+
+def test_moe3d_export_refuses_what_it_cannot_export_with_one_line_and_exit_code_1(exported_moe, tmp_path, caplog):
+    model, folder = exported_moe
+    published = tmp_path / "published.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(published))
+    head_only = save_model(model, tmp_path / "head", head_only=True)
+    no_camera = save_model(VGGT(model.config.with_heads(("depth",))), tmp_path / "depth_only")
+    cases = [
+        (["--checkpoint", str(published), "--preset", "huge"], "unknown preset 'huge'"),
+        (["--checkpoint", str(head_only)], "depth_head"),
+        (["--checkpoint", str(no_camera)], "no camera head"),
+        (["--checkpoint", str(folder / "checkpoint"), "--image-size", "100", "70"], "multiples of the patch size 14"),
+        (["--checkpoint", str(folder / "checkpoint"), "--frames", "0"], "counts must be >= 1"),
+        (["--checkpoint", str(tmp_path / "absent")], "does not exist"),
+    ]
+    for args, expected in cases:
+        caplog.clear()
+        argv = ["--image-size", "224", "168", *args, "--out", str(tmp_path / "x.onnx")]
+        assert export_cli.main(argv) == 1, args
+        errors = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and expected in errors[0].getMessage() and "\n" not in errors[0].getMessage(), (args, caplog.text)
+
+
+def test_without_onnxruntime_the_torch_backend_works_and_the_error_says_what_to_install():
+    script = (
+        "import sys; sys.modules['onnxruntime'] = None\n"
+        "from moe3d_ros.inference.onnx_backend import BackendUnavailable, OnnxModel, resolve_providers\n"
+        "import moe3d_ros.ros.settings, moe3d_ros.inference.engine\n"
+        "try:\n    resolve_providers()\nexcept BackendUnavailable as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "backend onnxruntime needs the onnxruntime package" in out.stdout and "pip install 'moe3d_ros[onnx]'" in out.stdout
