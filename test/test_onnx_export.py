@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from moe3d_ros.cli import eval as eval_cli
 from moe3d_ros.cli import export as export_cli
 from moe3d_ros.cli import infer as infer_cli
 from moe3d_ros.inference.engine import EngineConfig, InferenceEngine
@@ -127,6 +128,21 @@ def test_moe3d_infer_runs_on_both_backends_with_the_same_results(exported_moe, t
     for name in ("depth", "depth_conf", "extrinsics"):
         assert relative_error(actual[name], expected[name]) < TOLERANCE, name
     assert infer_cli.main(common[:2] + ["--frames", "2", "--backend", "onnxruntime", "--onnx-model", str(folder / "model.onnx")]) == 2
+
+
+def test_moe3d_eval_scores_an_export_as_it_scores_the_checkpoint(exported_moe, tmp_path):
+    _, folder = exported_moe
+    common = ["--protocol", "synthetic", "--scenes", "1", "--frames", "3", "--figures", "0", "--device", "cpu"]
+    assert eval_cli.main(common + ["--checkpoint", str(folder / "checkpoint"), "--out", str(tmp_path / "torch")]) == 0
+    assert eval_cli.main(common + ["--backend", "onnxruntime", "--onnx-model", str(folder / "model.onnx"), "--out", str(tmp_path / "onnx")]) == 0
+    expected = json.loads((tmp_path / "torch" / "results.json").read_text())["summary"]
+    actual = json.loads((tmp_path / "onnx" / "results.json").read_text())["summary"]
+    assert set(actual) == set(expected) == {"moe_winner", "moe_mean"}
+    for system, metrics in expected.items():
+        assert set(actual[system]) == set(metrics) and {"abs_rel", "delta1", "boundary_f1"} <= set(metrics)
+        for name, value in metrics.items():
+            assert actual[system][name] == pytest.approx(value, rel=1e-3, abs=1e-6), (system, name)
+    assert "onnxruntime CPUExecutionProvider" in (tmp_path / "onnx" / "report.md").read_text()
 
 
 def test_execution_providers_default_to_what_is_installed_and_unknown_ones_are_refused():

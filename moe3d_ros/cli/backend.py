@@ -9,7 +9,8 @@ from ..inference.onnx_backend import BACKENDS, OnnxModel
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="torch", choices=BACKENDS,
                         help="torch (the checkpoint through PyTorch) or onnxruntime (--onnx-model, written by moe3d-export)")
-    parser.add_argument("--onnx-model", help="the .onnx file (or its .json) written by moe3d-export; for --backend onnxruntime")
+    parser.add_argument("--onnx-model", help="the .onnx file (or its .json) written by moe3d-export; for --backend "
+                        "onnxruntime (moe3d-eval: an MoE and a DPT export, comma-separated, to compare them)")
     parser.add_argument("--onnx-providers", default="",
                         help="ONNX Runtime execution providers in order, comma-separated (default: TensorRT, CUDA, CPU, "
                              "whichever are installed)")

@@ -1,6 +1,7 @@
 """moe3d-eval: score the DPT head and the MoE head (both fusions) on the same frames.
 
     moe3d-eval --protocol synthetic --scenes 8 --frames 4                  # bundled demo models
+    moe3d-eval --protocol synthetic --backend onnxruntime --onnx-model demo.onnx,demo_dpt.onnx  # exported ones
     moe3d-eval --protocol 7scenes --data-root /data/7scenes --density sparse \\
         --checkpoint /path/to/VGGT-1B/model.pt --moe-head runs/moe/checkpoints/final
     moe3d-eval --protocol nyu --data-root /data/nyu --checkpoint model.pt --moe-head head/
@@ -34,7 +35,10 @@ from ..io.checkpoint import (
     read_config,
     resolve_path,
 )
+from ..inference.onnx_backend import BackendUnavailable, OnnxModel
+from ..io.onnx_export import ExportError
 from ..model import PRESETS, VGGT
+from .backend import add_backend_arguments, check_backend_arguments, onnx_model_from
 from ..progress import Progress
 
 LOG = logging.getLogger("moe3d-eval")
@@ -58,17 +62,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     parser.add_argument("--figures", type=int, default=3, help="scenes that get a PNG figure")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default reports/<protocol>)")
+    add_backend_arguments(parser)
     args = parser.parse_args(argv)
+    check_backend_arguments(parser, args)
     if args.protocol != "synthetic" and args.data_root is None:
         parser.error(f"--protocol {args.protocol} needs --data-root")
     args.out = args.out or Path("reports") / args.protocol
     return args
 
 
-def load_models(args: argparse.Namespace) -> tuple[dict[str, VGGT], list[str]]:
+def load_models(args: argparse.Namespace) -> tuple[dict[str, VGGT | OnnxModel], list[str]]:
     """{"dpt": baseline, "moe": MoE model} (either may be absent) and descriptions for the report."""
-    models: dict[str, VGGT] = {}
+    models: dict[str, VGGT | OnnxModel] = {}
     described: list[str] = []
+    if args.backend == "onnxruntime":
+        for path in args.onnx_model.split(","):
+            model = onnx_model_from(argparse.Namespace(**{**vars(args), "onnx_model": path}))
+            name = model.config.depth_head
+            if name in models:
+                raise ValueError(f"--onnx-model lists two exports with a {name} depth head: give one MoE and one DPT export")
+            models[name] = model
+            described.append(f"{name}: {path} ({model.description}; {model.manifest.description})")
+        return models, described
 
     def add(name: str, reference, **kwargs) -> None:
         model, description = load_any(reference, args.preset, moe_head=kwargs.get("moe_head"))
@@ -159,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress.update(index, {"frames": frames_seen})
             else:
                 LOG.info("scene %d: %s", index + 1, window.name)
-    except (CheckpointError, DatasetError, FileNotFoundError, ValueError) as exc:
+    except (CheckpointError, DatasetError, ExportError, BackendUnavailable, FileNotFoundError, ValueError) as exc:
         LOG.error("%s", exc)
         return 2
     if not per_scene:

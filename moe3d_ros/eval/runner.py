@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..inference.engine import resolve_device, resolve_precision
+from ..inference.onnx_backend import OnnxModel
 from ..model import VGGT
 from ..model.geometry import depth_to_world_points
 from ..model.heads.moe_head import fuse
@@ -52,7 +53,7 @@ class Window:
 class Evaluator:
     """Models by name ("dpt", "moe"); systems are derived: dpt, moe_winner, moe_mean."""
 
-    models: dict[str, VGGT]
+    models: dict[str, VGGT | OnnxModel]
     device: str = "auto"
     precision: str = "auto"
     timings: dict[str, dict[str, list[float]]] = field(default_factory=dict)
@@ -63,7 +64,8 @@ class Evaluator:
         self.torch_device = resolve_device(self.device)
         self.dtype = resolve_precision(self.precision, self.torch_device)
         for model in self.models.values():
-            model.to(self.torch_device).eval()
+            if isinstance(model, VGGT):  # an OnnxModel runs where its execution provider does
+                model.to(self.torch_device).eval()
 
     @property
     def systems(self) -> list[str]:
@@ -113,7 +115,7 @@ class Evaluator:
         for name, stages in self.timings.items():
             summary[name] = {f"{stage}_s": statistics.median(values) for stage, values in stages.items()}
             summary[name]["peak_memory_gib"] = self.peak_memory_gib.get(name, float("nan"))
-        if "dpt" in summary and "moe" in summary:
+        if "depth_head_s" in summary.get("dpt", {}) and "depth_head_s" in summary.get("moe", {}):  # (torch backend: per stage)
             summary["moe_over_dpt"] = {
                 "depth_head": summary["moe"]["depth_head_s"] / summary["dpt"]["depth_head_s"],
                 "total": summary["moe"]["total_s"] / summary["dpt"]["total_s"],

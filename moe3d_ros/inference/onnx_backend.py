@@ -57,6 +57,8 @@ class OnnxModel:
         self.path = Path(path)
         self.providers = resolve_providers(providers)
         self._options = import_onnxruntime().SessionOptions()
+        # No busy-waiting between runs: the node's decoding, post-processing and ROS threads share the CPU.
+        self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads > 0:
             self._options.intra_op_num_threads = threads
         self._sessions: dict[int, object] = {}
