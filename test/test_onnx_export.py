@@ -6,6 +6,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,3 +210,14 @@ def test_without_onnxruntime_the_torch_backend_works_and_the_error_says_what_to_
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "backend onnxruntime needs the onnxruntime package" in out.stdout and "pip install 'moe3d_ros[onnx]'" in out.stdout
+
+
+def test_backend_benchmark_smoke_on_the_cpu():
+    script = Path(__file__).resolve().parents[1] / "bench" / "bench_backends.py"
+    run = subprocess.run([sys.executable, str(script), "--models", "tiny", "--repeats", "1", "--threads", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    row = next(line for line in run.stdout.splitlines() if line.startswith("| tiny VGGT preset"))
+    assert "| 518x392 |" in row and "onnxruntime CPUExecutionProvider" in row
+    assert float(row.split("|")[-2]) < TOLERANCE  # the two backends' depth, image to cloud
+    assert "tiny: onnxruntime forward" in run.stdout and "target >= 1.3x" in run.stdout
