@@ -3,8 +3,10 @@
     ros2 launch moe3d_ros moe3d.launch.py image_topics:="['/front/image_raw']" \
         checkpoint:=/path/to/VGGT-1B/model.pt device:=cuda rviz:=true
 
-`checkpoint`, `image_topics` and `device` are passed to the node only when given: otherwise the
-values of params_file (or the node's defaults) stand.
+    ros2 launch moe3d_ros moe3d.launch.py backend:=onnxruntime onnx_model:=/path/to/model.onnx
+
+`checkpoint`, `image_topics`, `device`, `backend` and `onnx_model` are passed to the node only when
+given: otherwise the values of params_file (or the node's defaults) stand.
 """
 import yaml
 from launch import LaunchContext, LaunchDescription
@@ -14,7 +16,7 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-NODE_ARGUMENTS = ("checkpoint", "image_topics", "device")  # '' = not given
+NODE_ARGUMENTS = ("checkpoint", "image_topics", "device", "backend", "onnx_model")  # '' = not given
 
 
 def _node(context: LaunchContext) -> list[Node]:
@@ -44,6 +46,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("image_topics", default_value="",
                               description="image topics, one per camera, e.g. \"['/camera/image_raw']\"; empty = params_file's"),
         DeclareLaunchArgument("device", default_value="", description="auto, cpu, cuda or cuda:N; empty = params_file's (default auto)"),
+        DeclareLaunchArgument("backend", default_value="",
+                              description="torch or onnxruntime (with onnx_model); empty = params_file's (default torch)"),
+        DeclareLaunchArgument("onnx_model", default_value="",
+                              description="model.onnx written by moe3d-export, for backend onnxruntime; empty = params_file's"),
         DeclareLaunchArgument("namespace", default_value="moe3d", description="namespace of the node and its outputs"),
         DeclareLaunchArgument("rviz", default_value="false", description="also start rviz2"),
         DeclareLaunchArgument("rviz_config", default_value=PathJoinSubstitution([share, "config", "moe3d.rviz"]),

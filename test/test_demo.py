@@ -42,3 +42,20 @@ def test_moe3d_infer_without_a_checkpoint_uses_the_bundled_model(tmp_path, caplo
     assert main(["--synthetic", "900000", "--frames", "2", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "cloud.ply").exists() and (tmp_path / "depth_001.png").exists()
     assert "BUNDLED SYNTHETIC DEMO MODEL" in caplog.text
+
+
+@pytest.mark.e2e
+def test_demo_compare_runs_the_dpt_baseline_beside_and_draws_both(tmp_path):
+    out = tmp_path / "compare"
+    cmd = [executable("moe3d-demo"), "--compare", "--duration", "8", "--rate", "2", "--out", str(out),
+           "--domain-id", str(domain_id(4) + 100)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    finals = [line for line in output.splitlines() if line.startswith("moe3d-demo: final ")]
+    assert [line.split("final ")[1][:6] for line in finals] == ["MoE | ", "DPT | "], finals
+    assert all("nan" not in line.split("AbsRel")[1].split("|")[0] for line in finals)  # both heads scored live
+    tiles = next(line for line in output.splitlines() if "panel tiles:" in line).split("panel tiles: ")[1].split(" | ")
+    for caption in ("camera image", "MoE prediction x", "ground truth (same colours)", "MoE rel. error", "gating (expert shares)",
+                    "DPT prediction x", "DPT rel. error", "MoE cloud, oblique view", "DPT cloud, oblique view"):
+        assert any(tile.startswith(caption) for tile in tiles), (caption, tiles)

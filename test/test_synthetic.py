@@ -228,13 +228,16 @@ def test_thin_objects_render_as_narrow_runs() -> None:
     assert checked >= 3
 
 
-def test_images_are_textured_and_shaded(sequence: RGBDSequence) -> None:
-    grey = sequence.images.astype(np.float64).mean(axis=-1)
+@pytest.mark.parametrize("style, varied_blocks", [("hard", 0.8), ("natural", 0.3)])
+def test_images_are_textured_and_shaded(style: str, varied_blocks: float) -> None:
+    """Local texture, not just a few flat regions: most 8x8 blocks vary in the hard style; in the
+    natural one (low-contrast detail by design) a good share still does."""
+    images = generate_sequence(3, 4, SyntheticConfig(texture_style=style)).images
+    grey = images.astype(np.float64).mean(axis=-1)
     assert np.all(grey.std(axis=(1, 2)) > 10.0)
-    # Local texture, not just a few flat regions: most 8x8 blocks vary.
     blocks = grey[:, : grey.shape[1] // 8 * 8, : grey.shape[2] // 8 * 8]
     blocks = blocks.reshape(grey.shape[0], grey.shape[1] // 8, 8, grey.shape[2] // 8, 8)
-    assert (blocks.std(axis=(2, 4)) > 1.0).mean() > 0.8
+    assert (blocks.std(axis=(2, 4)) > 1.0).mean() > varied_blocks
 
 
 def test_natural_style_gives_every_surface_its_own_albedo_and_is_the_default():

@@ -3,7 +3,9 @@
 Starts demo_camera (a moving camera in a generated scene, with exact depth on its own topic) and
 moe3d_node (the bundled demo model unless --checkpoint is given) as separate processes, watches
 the node's outputs, prints live rates, stamp-to-receive latency and AbsRel / boundary F1 against
-the ground truth, then writes the fused cloud as a PLY and a PNG panel, and exits.
+the ground truth, then writes the fused cloud as a PLY and a PNG panel, and exits. With
+--compare a second node runs the DPT-head baseline (namespace /moe3d_dpt) on the same camera:
+both heads' numbers are printed, and the panel shows both depths and both clouds.
 """
 from __future__ import annotations
 
@@ -19,17 +21,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.checkpoint import DEMO_BASELINE_DIR
 from ..io.export import colorize_depth, write_ply, write_png
 from ..paths import executable, share_dir
 
 CAMERA_NS = "/demo_camera"
-KEPT_FRAMES = 5  # published frames the monitor keeps for the panel
+NODE_NS = "/moe3d"
+BASELINE_NS = "/moe3d_dpt"
+KEPT_FRAMES = 20  # published frames the monitor keeps for the panel (--compare: both nodes must have one)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="moe3d-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of live operation after the first output")
-    parser.add_argument("--rate", type=float, default=5.0, help="demo camera frame rate [Hz]")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="demo camera frame rate [Hz] (default 5; 1 with --compare, so both nodes serve most frames)")
     parser.add_argument("--checkpoint", default="", help="model for the node (default: the bundled demo model)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
@@ -37,19 +43,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--startup-timeout", type=float, default=120.0)
     parser.add_argument("--scale", choices=("depth", "odometry", "relative"), default="depth",
                         help="the node's scale source: the camera's sparse LiDAR-like depth, its odometry, or none")
+    parser.add_argument("--compare", action="store_true",
+                        help="also run the DPT-head baseline in a second node and print and draw both")
+    parser.add_argument("--baseline", default="", help="the baseline for --compare (default: the bundled DPT demo model)")
     return parser.parse_args(argv)
 
 
 class Monitor:
-    """Subscribes to the node's outputs and the ground truth; scores depth by matching stamps."""
+    """Subscribes to one node's outputs (under `namespace`) and the ground truth; scores depth by
+    matching stamps."""
 
-    def __init__(self, node) -> None:
+    def __init__(self, node, namespace: str = NODE_NS, label: str = "") -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image, PointCloud2
 
         reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        self.node = node
+        self.node, self.namespace, self.label = node, namespace, label
         self.ground_truth: dict[tuple[int, int], np.ndarray] = {}
         self.gt_order: deque = deque(maxlen=50)
         self.images: dict[tuple[int, int], np.ndarray] = {}
@@ -66,9 +76,9 @@ class Monitor:
         subs = [
             (Image, f"{CAMERA_NS}/depth_gt", self._on_gt),
             (Image, f"{CAMERA_NS}/image_raw", self._on_image),
-            (Image, f"/moe3d{CAMERA_NS}/depth/image", self._on_depth),
-            (Image, f"/moe3d{CAMERA_NS}/gating", self._on_gating),
-            (PointCloud2, "/moe3d/points", lambda m: self.last.__setitem__("cloud", m)),
+            (Image, f"{namespace}{CAMERA_NS}/depth/image", self._on_depth),
+            (Image, f"{namespace}{CAMERA_NS}/gating", self._on_gating),
+            (PointCloud2, f"{namespace}/points", lambda m: self.last.__setitem__("cloud", m)),
             (DiagnosticArray, "/diagnostics", self._on_diagnostics),
         ]
         self.subs = [node.create_subscription(t, topic, cb, reliable) for t, topic, cb in subs]
@@ -119,12 +129,14 @@ class Monitor:
         self.metric.append(float(np.mean(np.abs(depth[valid] - gt[valid]) / gt[valid])))
         self.log_scales.append(float(np.log(np.median(gt[valid] / depth[valid]))))
 
-    def panel_frame(self) -> tuple[int, int] | None:
+    def panel_frame(self, baseline_depths: dict | None = None) -> tuple[int, int] | None:
         """The newest published frame that has everything the panel shows: the camera image and the
-        ground truth and, from an MoE model, the gating map (its messages trail the depth's)."""
+        ground truth, from an MoE model the gating map (its messages trail the depth's) and, when
+        comparing, the baseline's depth of the same stamp."""
         moe = int(self.engine.get("experts", "0")) > 0
         complete = [key for key, depth in self.depths.items()
-                    if key in self.images and key in self.ground_truth and (not moe or key in self.gating)]
+                    if key in self.images and key in self.ground_truth and (not moe or key in self.gating)
+                    and (baseline_depths is None or key in baseline_depths)]
         return complete[-1] if complete else (next(reversed(self.depths)) if self.depths else None)
 
     def jitter(self) -> float:
@@ -133,8 +145,8 @@ class Monitor:
         return float(np.median(steps)) if steps.size else float("nan")
 
     def _on_diagnostics(self, msg) -> None:
-        for status in msg.status:
-            if status.name == "moe3d: engine":
+        for status in msg.status:  # every node publishes on /diagnostics: this monitor's node only
+            if status.name == "moe3d: engine" and status.hardware_id == f"{self.namespace}/moe3d_node":
                 self.engine = {kv.key: kv.value for kv in status.values}
 
     @staticmethod
@@ -147,61 +159,79 @@ class Monitor:
         f1 = np.mean([s[1] for s in self.scores[-20:]]) if self.scores else float("nan")
         metric = np.mean(self.metric[-20:]) if self.metric else float("nan")
         latency = np.median(self.latencies) * 1000 if self.latencies else float("nan")
-        return (f"camera {self.rate(self.gt_times):4.1f} Hz | depth out {self.rate(self.depth_times):4.1f} Hz | "
+        return (f"{self.label}camera {self.rate(self.gt_times):4.1f} Hz | depth out {self.rate(self.depth_times):4.1f} Hz | "
                 f"latency {latency:5.0f} ms | inference {float(self.engine.get('inference_time_s', 'nan')) * 1000:5.0f} ms | "
                 f"AbsRel {abs_rel:.3f} | boundary F1 {f1:.3f} | metric AbsRel {metric:.3f} (no fit) | "
                 f"scale jitter {self.jitter():.4f} | scale {self.engine.get('scale_value', '?')} "
                 f"{self.engine.get('scale_status', '')} | windows {self.engine.get('windows', '0')}")
 
 
-def write_results(monitor: Monitor, out: Path) -> tuple[list[str], list[str]]:
-    """Writes cloud.ply and panel.png; returns the files written and the panel's tile captions."""
+def cloud_points(msg) -> tuple[np.ndarray, np.ndarray]:
+    """xyz [N, 3] and RGB [N, 3] uint8 of a PointCloud2 the node published."""
+    from ..ros.conversions import cloud_records
+
+    records = cloud_records(msg).reshape(-1)
+    points = np.stack([records["x"], records["y"], records["z"]], axis=-1)
+    rgb = records["rgb"]
+    return points, np.stack([(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255], axis=-1).astype(np.uint8)
+
+
+def write_results(monitor: Monitor, out: Path, baseline: Monitor | None = None) -> tuple[list[str], list[str]]:
+    """Writes cloud.ply and panel.png; returns the files written and the panel's tile captions.
+
+    With a `baseline` monitor (--compare) the panel also shows its depth (same colour scale) and
+    error, and both clouds from one oblique viewpoint, where points strung between an object and
+    the wall behind it stand out."""
     from ..eval.render import depth_comparison, gating_with_legend, panel, render_points, side_view
     from ..outputs.postprocess import GATING_PALETTE
-    from ..ros.conversions import cloud_records
 
     out.mkdir(parents=True, exist_ok=True)
     written, captions = [], []
     cloud = monitor.last.get("cloud")
-    key = monitor.panel_frame()
+    key = monitor.panel_frame(baseline.depths if baseline is not None else None)
     if cloud is not None:
-        records = cloud_records(cloud).reshape(-1)
-        points = np.stack([records["x"], records["y"], records["z"]], axis=-1)
-        rgb = records["rgb"]
-        colors = np.stack([(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255], axis=-1).astype(np.uint8)
+        points, colors = cloud_points(cloud)
         count = write_ply(out / "cloud.ply", points, colors)
         written.append(f"{out / 'cloud.ply'} ({count} points)")
-    if key is not None:
-        depth = monitor.depths[key]
-        finite = depth[np.isfinite(depth)]
-        lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (0.1, 10.0))
-        tiles = []
-        image = monitor.images.get(key)
-        if image is not None and image.shape[:2] == depth.shape:
-            tiles.append(("camera image", image))
-        gt = monitor.ground_truth.get(key)
-        if gt is not None and gt.shape == depth.shape:
-            tiles += depth_comparison(depth, gt)
-        else:
-            tiles.append(("depth (moe3d_node)", colorize_depth(depth, lo, hi)))
-        gating = monitor.gating.get(key)
-        if gating is not None and gating.shape == depth.shape:
-            experts = int(monitor.engine.get("experts", 0)) or int(gating.max()) + 1  # the node's diagnostics say K
-            tiles.append(("gating (expert shares)", gating_with_legend(gating, experts, GATING_PALETTE)))
-        rows = [tiles]
-        if cloud is not None and len(points):
-            finite_points = np.isfinite(points).all(axis=1)
-            k = np.array([[depth.shape[1] * 0.7, 0, depth.shape[1] / 2], [0, depth.shape[1] * 0.7, depth.shape[0] / 2], [0, 0, 1]])
-            view = side_view(points[finite_points])
-            rows.append([("fused cloud, side view", render_points(points, colors, view, k, depth.shape))])
-        write_png(out / "panel.png", panel(rows))
-        written.append(str(out / "panel.png"))
-        captions = [label for row in rows for label, _ in row]
+    if key is None:
+        return written, captions
+    depth = monitor.depths[key]
+    finite = depth[np.isfinite(depth)]
+    lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (0.1, 10.0))
+    tiles = []
+    image = monitor.images.get(key)
+    if image is not None and image.shape[:2] == depth.shape:
+        tiles.append(("camera image", image))
+    gt = monitor.ground_truth.get(key)
+    prefix = "MoE " if baseline is not None else ""
+    if gt is not None and gt.shape == depth.shape:
+        tiles += [(label if label.startswith("ground truth") else prefix + label, tile) for label, tile in depth_comparison(depth, gt)]
+    else:
+        tiles.append((f"{prefix}depth (moe3d_node)", colorize_depth(depth, lo, hi)))
+    gating = monitor.gating.get(key)
+    if gating is not None and gating.shape == depth.shape:
+        experts = int(monitor.engine.get("experts", 0)) or int(gating.max()) + 1  # the node's diagnostics say K
+        tiles.append(("gating (expert shares)", gating_with_legend(gating, experts, GATING_PALETTE)))
+    rows = [tiles]
+    if baseline is not None and key in baseline.depths and gt is not None and gt.shape == depth.shape:
+        rows.append([("DPT " + label, tile) for label, tile in depth_comparison(baseline.depths[key], gt)
+                     if not label.startswith("ground truth")])
+    clouds = [("fused cloud, side view" if baseline is None else "MoE cloud, oblique view", cloud)]
+    if baseline is not None and baseline.last.get("cloud") is not None:
+        clouds.append(("DPT cloud, oblique view", baseline.last["cloud"]))
+    if cloud is not None and len(points):
+        k = np.array([[depth.shape[1] * 0.7, 0, depth.shape[1] / 2], [0, depth.shape[1] * 0.7, depth.shape[0] / 2], [0, 0, 1]])
+        view = side_view(points[np.isfinite(points).all(axis=1)])  # one viewpoint for both clouds
+        rows.append([(label, render_points(*cloud_points(msg), view, k, depth.shape)) for label, msg in clouds])
+    write_png(out / "panel.png", panel(rows))
+    written.append(str(out / "panel.png"))
+    captions = [label for row in rows for label, _ in row]
     return written, captions
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.rate = args.rate or (1.0 if args.compare else 5.0)
     domain = args.domain_id if args.domain_id is not None else random.randint(120, 220)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                FASTRTPS_DEFAULT_PROFILES_FILE=str(share_dir() / "config" / "fastdds_shm.xml"))
@@ -218,24 +248,30 @@ def main(argv: list[str] | None = None) -> int:
             node_params += [f"scale.odometry_topic:={CAMERA_NS}/odom", f"scale.camera_in_base:={list(CAMERA_IN_BASE)}"]
         if args.checkpoint:  # rcl cannot parse an empty override ("checkpoint:="); unset = bundled model
             node_params.append(f"checkpoint:={args.checkpoint}")
-        commands = [
-            [executable("moe3d_demo_camera"), "--ros-args", "-p", f"rate:={args.rate}"],
-            [executable("moe3d_node"), "--ros-args", "--params-file", str(share_dir() / "config" / "demo.yaml"),
-             *[arg for p in node_params for arg in ("-p", p)]],
-        ]
+        def node_command(params: list[str]) -> list[str]:
+            return [executable("moe3d_node"), "--ros-args", "--params-file", str(share_dir() / "config" / "demo.yaml"),
+                    *[arg for p in params for arg in ("-p", p)]]
+
+        commands = [[executable("moe3d_demo_camera"), "--ros-args", "-p", f"rate:={args.rate}"], node_command(node_params)]
+        if args.compare:  # the same node with the DPT baseline, under its own namespace
+            baseline = [p for p in node_params if not p.startswith("checkpoint:=")]
+            baseline.append(f"checkpoint:={args.baseline or DEMO_BASELINE_DIR}")
+            commands.append([*node_command(baseline), "-r", f"__ns:={BASELINE_NS}"])
     except FileNotFoundError as exc:
         print(f"moe3d-demo: {exc}", file=sys.stderr)
         return 2
-    print(f"moe3d-demo: ROS_DOMAIN_ID={domain}; starting demo_camera and moe3d_node ...", flush=True)
+    nodes = "moe3d_node (MoE) and a second one with the DPT baseline" if args.compare else "moe3d_node"
+    print(f"moe3d-demo: ROS_DOMAIN_ID={domain}; starting demo_camera ({args.rate:g} Hz) and {nodes} ...", flush=True)
     procs = [subprocess.Popen(cmd, env=env) for cmd in commands]
     rclpy.init(domain_id=domain)
-    node = rclpy.create_node("moe3d_demo_monitor")
-    monitor = Monitor(node)
+    ros_node = rclpy.create_node("moe3d_demo_monitor")
+    monitor = Monitor(ros_node, NODE_NS, "MoE | " if args.compare else "")
+    monitors = [monitor] + ([Monitor(ros_node, BASELINE_NS, "DPT | ")] if args.compare else [])
     code = 0
     try:
         deadline = time.monotonic() + args.startup_timeout
-        while not monitor.depth_times:
-            rclpy.spin_once(node, timeout_sec=0.1)
+        while not all(m.depth_times for m in monitors):
+            rclpy.spin_once(ros_node, timeout_sec=0.1)
             if any(p.poll() is not None for p in procs):
                 print("moe3d-demo: a process exited during start-up (see its output above)", file=sys.stderr)
                 return 1
@@ -247,15 +283,17 @@ def main(argv: list[str] | None = None) -> int:
         end = time.monotonic() + args.duration
         next_print = time.monotonic()
         while time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.05)
+            rclpy.spin_once(ros_node, timeout_sec=0.05)
             if time.monotonic() >= next_print:
-                print("  " + monitor.line(), flush=True)
+                for m in monitors:
+                    print("  " + m.line(), flush=True)
                 next_print += 2.0
-        written, captions = write_results(monitor, args.out)
+        written, captions = write_results(monitor, args.out, monitors[1] if args.compare else None)
         for path in written:
             print(f"moe3d-demo: wrote {path}")
         print(f"moe3d-demo: panel tiles: {' | '.join(captions)}")
-        print("moe3d-demo: final " + monitor.line())
+        for m in monitors:
+            print("moe3d-demo: final " + m.line())
     except KeyboardInterrupt:
         code = 130
     finally:
@@ -267,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        node.destroy_node()
+        ros_node.destroy_node()
         rclpy.try_shutdown()
     return code
 
