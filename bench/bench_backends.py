@@ -19,7 +19,6 @@ CUDAExecutionProvider (or TensorrtExecutionProvider) compares with torch bf16.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import tempfile

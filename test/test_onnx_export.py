@@ -17,7 +17,8 @@ from moe3d_ros.cli import export as export_cli
 from moe3d_ros.cli import infer as infer_cli
 from moe3d_ros.inference.engine import EngineConfig, InferenceEngine
 from moe3d_ros.io.checkpoint import DEMO_BASELINE_DIR, DEMO_MODEL_DIR, load_model, save_model
-from moe3d_ros.io.onnx_export import ExportError, ExportedForward, export_onnx, parse_frame_counts, read_manifest
+from moe3d_ros.inference.onnx_manifest import ExportError, read_manifest
+from moe3d_ros.io.onnx_export import ExportedForward, export_onnx, parse_frame_counts
 from moe3d_ros.model import VGGT, MoEConfig, preset
 
 ort = pytest.importorskip("onnxruntime", reason="the optional extra .[onnx] is not installed")

@@ -36,7 +36,7 @@ from ..io.checkpoint import (
     resolve_path,
 )
 from ..inference.onnx_backend import BackendUnavailable, OnnxModel
-from ..io.onnx_export import ExportError
+from ..inference.onnx_manifest import ExportError
 from ..model import PRESETS, VGGT
 from .backend import add_backend_arguments, check_backend_arguments, onnx_model_from
 from ..progress import Progress

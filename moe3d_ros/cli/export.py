@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from ..io.checkpoint import CheckpointError, load_for_inference
-from ..io.onnx_export import ExportError, export_onnx, parse_frame_counts
+from ..inference.onnx_manifest import ExportError
+from ..io.onnx_export import export_onnx, parse_frame_counts
 from ..model import PRESETS
 
 LOG = logging.getLogger("moe3d-export")

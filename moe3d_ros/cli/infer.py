@@ -19,7 +19,7 @@ from ..inference.engine import EngineConfig, InferenceEngine, Predictions
 from ..inference.onnx_backend import BackendUnavailable, OnnxModel
 from ..io.checkpoint import CheckpointError, load_for_inference
 from ..io.export import colorize_depth, write_ply, write_png
-from ..io.onnx_export import ExportError
+from ..inference.onnx_manifest import ExportError
 from ..model import PRESETS, VGGT, preset
 from .backend import add_backend_arguments, check_backend_arguments, onnx_model_from
 

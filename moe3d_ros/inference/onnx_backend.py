@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..io.onnx_export import INPUT_NAME, read_manifest
+from .onnx_manifest import INPUT_NAME, read_manifest
 from ..model import VGGTConfig, VGGTOutput
 from ..model.geometry import pose_encoding_to_cameras
 from ..model.heads.moe_head import MixtureOutput, fuse
