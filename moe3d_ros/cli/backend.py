@@ -23,6 +23,7 @@ def check_backend_arguments(parser: argparse.ArgumentParser, args: argparse.Name
         parser.error("--onnx-model is for --backend onnxruntime")
 
 
-def onnx_model_from(args: argparse.Namespace) -> OnnxModel:
+def onnx_model_from(args: argparse.Namespace, path: str | None = None) -> OnnxModel:
+    """The export at `path` (default: --onnx-model) with the providers and threads the options ask for."""
     providers = [name.strip() for name in args.onnx_providers.split(",") if name.strip()]
-    return OnnxModel(args.onnx_model, providers, threads=args.threads)
+    return OnnxModel(path or args.onnx_model, providers, threads=args.threads)

@@ -77,7 +77,7 @@ def load_models(args: argparse.Namespace) -> tuple[dict[str, VGGT | OnnxModel], 
     described: list[str] = []
     if args.backend == "onnxruntime":
         for path in args.onnx_model.split(","):
-            model = onnx_model_from(argparse.Namespace(**{**vars(args), "onnx_model": path}))
+            model = onnx_model_from(args, path)
             name = model.config.depth_head
             if name in models:
                 raise ValueError(f"--onnx-model lists two exports with a {name} depth head: give one MoE and one DPT export")
