@@ -16,6 +16,7 @@ from moe3d_ros.train.losses import (
     compute_losses,
     gate_entropy,
     gradient_loss,
+    gradient_matching_loss,
     local_quantile_nll,
     local_quantile_targets,
     mixture_nll,
@@ -147,6 +148,25 @@ def test_gradient_loss_ignores_a_constant_offset():
     ramp = torch.arange(5.0).expand(1, 1, 5, 5)
     # error grows by 1 per column: mean |dx| = 1, |dy| = 0 -> 0.5
     assert gradient_loss(target + ramp, target, valid).item() == pytest.approx(0.5, rel=1e-6)
+
+
+def test_gradient_matching_ignores_scale_and_counts_misplaced_edges_at_every_scale():
+    target = torch.ones(1, 1, 8, 8, dtype=torch.float64)
+    target[..., 4:] = 2.0
+    valid = torch.ones_like(target, dtype=torch.bool)
+    assert gradient_matching_loss(3.0 * target, target, valid).item() == pytest.approx(0.0, abs=1e-12)
+    flat = torch.ones_like(target)
+    # The residual steps by -log 2 once per row, between columns 3 and 4: at scale 1 (8 x 8) 8 of
+    # the 56 horizontal pairs, at scale 2 (4 x 4) 4 of 12; scales 4 and 8 sample columns 0 and 4,
+    # where the step is 1 of 1 pair per row; vertical differences are 0.
+    per_scale = [8 / 56, 4 / 12, 2 / 2, 0.0]  # scale 8 keeps column 0 only: no pair
+    expected = math.log(2.0) * 0.5 * sum(per_scale) / 4
+    assert gradient_matching_loss(flat, target, valid).item() == pytest.approx(expected, rel=1e-9)
+    # An invalid pixel forms no pair: whatever is predicted there does not count.
+    valid[..., 0, 0] = False
+    noisy = flat.clone()
+    noisy[..., 0, 0] = 1e6
+    assert gradient_matching_loss(noisy, target, valid).item() == pytest.approx(gradient_matching_loss(flat, target, valid).item())
 
 
 def test_scale_invariant_loss_ignores_each_frames_scale_and_weighs_relative_error():

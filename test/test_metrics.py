@@ -12,11 +12,13 @@ from moe3d_ros.eval.metrics import (
     BOUNDARY_THRESHOLDS,
     boundary_f1,
     boundary_scores,
+    depth_edge_f1,
     depth_metrics,
     discontinuity_band,
     fit_scale,
     flying_points,
     gate_switches_off_edges,
+    mixed_pixel_ratio,
     steps_off_edges,
 )
 from moe3d_ros.eval.reconstruction import (
@@ -221,6 +223,56 @@ def test_depth_steps_on_the_edge_are_true_and_steps_on_a_surface_are_false():
     invalid = np.ones(gt.shape, dtype=bool)
     invalid[:, 16] = False  # a step next to missing ground truth is not scored
     assert steps_off_edges(false_step, gt, invalid) == 0.0
+
+
+def vertical_edge(near: float = 1.0, far: float = 2.0) -> np.ndarray:
+    """16 x 16: columns 0-7 at `near`, 8-15 at `far`."""
+    depth = np.full((16, 16), far)
+    depth[:, :8] = near
+    return depth
+
+
+def test_mixed_pixels_are_blends_of_the_two_sides_not_misplaced_steps():
+    gt = vertical_edge()
+    assert mixed_pixel_ratio(gt, gt) == 0.0
+    # The band: columns 6-9 (within 2 px of the step between 7 and 8), 64 pixels. Columns 7 and 8
+    # at 1.5 are more than 5% from 1 and from 2: 32 mixed pixels.
+    blended = gt.copy()
+    blended[:, 7:9] = 1.5
+    assert mixed_pixel_ratio(blended, gt) == pytest.approx(0.5)
+    assert mixed_pixel_ratio(3.7 * blended, gt) == pytest.approx(0.5)  # after the median scale fit
+    # Within 5% of a side is that side; a step one pixel off is wrong but not mixed.
+    near_side = gt.copy()
+    near_side[:, 7:9] = 1.04
+    assert mixed_pixel_ratio(near_side, gt) == 0.0
+    shifted = gt.copy()
+    shifted[:, 7] = 2.0
+    assert mixed_pixel_ratio(shifted, gt) == 0.0
+    # Outside the band, or beyond the far side, nothing is mixed.
+    outside = gt.copy()
+    outside[:, 0:3] = 1.5
+    outside[:, 9] = 2.5
+    assert mixed_pixel_ratio(outside, gt) == 0.0
+
+
+def test_mixed_pixels_need_a_step_that_spans_more_than_a_quarter():
+    gt = vertical_edge(far=1.2)  # a step > 1.1x but a span < 1.25x: no band
+    assert math.isnan(mixed_pixel_ratio(gt * 1.1, gt))
+    assert math.isnan(mixed_pixel_ratio(np.ones((8, 8)), np.ones((8, 8))))
+
+
+def test_depth_edge_f1_forgives_one_pixel_and_no_more():
+    gt = vertical_edge()
+    assert depth_edge_f1(gt, gt) == 1.0
+    one_off = gt.copy()
+    one_off[:, 7] = 2.0  # the step moves one column left
+    assert depth_edge_f1(one_off, gt) == 1.0
+    assert boundary_f1(one_off, gt) < 0.01  # Depth Pro's exact pairs miss it
+    three_off = gt.copy()
+    three_off[:, 5:8] = 2.0
+    assert depth_edge_f1(three_off, gt) == 0.0
+    assert depth_edge_f1(np.full((16, 16), 1.5), gt) == 0.0
+    assert math.isnan(depth_edge_f1(gt, np.ones((16, 16))))
 
 
 def test_exact_prediction_has_no_flying_points():

@@ -81,8 +81,10 @@ def test_shapes_dtypes_and_validity(sequence: RGBDSequence) -> None:
     rotations = sequence.cam_to_world[:, :3, :3]
     np.testing.assert_allclose(rotations @ rotations.transpose(0, 2, 1), np.tile(np.eye(3), (s, 1, 1)), atol=1e-12)
     np.testing.assert_allclose(np.linalg.det(rotations), 1.0)
-    np.testing.assert_allclose(rotations[:, 2, 0], 0.0, atol=1e-12)  # no roll: image x stays horizontal
+    assert np.all(np.abs(np.arcsin(rotations[:, 2, 0])) <= 0.05 + 1e-9)  # a robot's roll: a few degrees at most
     assert np.all(rotations[:, 2, 1] < 0)  # image y points down in the world (z up)
+    floating = generate_sequence(7, 3, SyntheticConfig(world="floating")).cam_to_world[:, :3, :3]
+    np.testing.assert_allclose(floating[:, 2, 0], 0.0, atol=1e-12)  # no roll: image x stays horizontal
 
 
 def test_camera_path_is_smooth_with_parallax_and_clearance() -> None:
@@ -254,3 +256,61 @@ def test_natural_style_gives_every_surface_its_own_albedo_and_is_the_default():
     assert SyntheticConfig().texture_style == "natural"
     with pytest.raises(ValueError, match="texture style 'op-art'"):
         TextureSource(np.random.default_rng(0), "op-art")
+
+
+def _resting_on(obj, others) -> bool:
+    """Whether `obj`'s base lies on the floor or on the top face of another object below it."""
+    lo, _ = obj.aabb()
+    if abs(lo[2]) < 1e-9:
+        return True
+    for other in others:
+        other_lo, other_hi = other.aabb()
+        centre = np.asarray(obj.center[:2])
+        if other is not obj and abs(other_hi[2] - lo[2]) < 1e-9 and np.all(centre > other_lo[:2]) and np.all(centre < other_hi[:2]):
+            return True
+    return False
+
+
+def _on_a_wall(obj, room_size) -> bool:
+    lo, hi = obj.aabb()
+    return bool(np.any(np.abs(lo[:2]) < 1e-6) or np.any(np.abs(hi[:2] - np.asarray(room_size[:2])) < 1e-6))
+
+
+def test_in_the_plausible_world_nothing_floats_and_shelves_hang_on_walls() -> None:
+    stacked = shelves = 0
+    for seed in range(40):
+        scene = generate_scene(seed)
+        for obj in scene.objects:
+            rests = _resting_on(obj, scene.objects)
+            hangs = obj.thin and isinstance(obj, Box) and _on_a_wall(obj, scene.room.size)
+            assert rests or hangs, (seed, obj)
+            stacked += rests and obj.aabb()[0][2] > 1e-9
+            shelves += hangs and not rests
+    assert stacked >= 5 and shelves >= 5  # both happen, not just in principle
+
+
+def test_the_floating_world_still_floats() -> None:
+    scenes = [generate_scene(seed, SyntheticConfig(world="floating")) for seed in range(40)]
+    floating = sum(not _resting_on(obj, scene.objects) for scene in scenes for obj in scene.objects if not obj.thin)
+    assert floating >= 10
+
+
+def test_plausible_cameras_ride_at_robot_heights_with_limited_pitch_and_roll() -> None:
+    heights, pitches, rolls = [], [], []
+    for seed in range(40):
+        poses = generate_scene(seed).camera_path(4, seed)
+        rotations = poses[:, :3, :3]
+        heights.append(poses[:, 2, 3])
+        pitches.append(np.arcsin(rotations[:, 2, 2]))  # the optical axis' elevation
+        rolls.append(np.arcsin(rotations[:, 2, 0]))  # image x against the horizontal
+        assert np.ptp(poses[:, 2, 3]) <= 0.04 + 1e-9  # a robot does not bob
+    heights, pitches, rolls = (np.concatenate(v) for v in (heights, pitches, rolls))
+    assert heights.min() >= 0.3 - 0.02 - 1e-9 and heights.max() <= 1.8 + 0.02 + 1e-9
+    assert np.mean(heights < 0.9) > 0.2  # ground robots too
+    assert pitches.min() >= -0.35 - 1e-9 and pitches.max() <= 0.15 + 1e-9
+    assert np.abs(rolls).max() <= 0.05 + 1e-9 and np.abs(rolls).max() > 0.005
+
+
+def test_unknown_world_is_refused() -> None:
+    with pytest.raises(ValueError, match="world 'moon'"):
+        SyntheticConfig(world="moon")

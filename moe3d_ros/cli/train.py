@@ -34,7 +34,8 @@ def build_sampler(data: DataSection, seed: int):
     common = dict(window_size=data.frames, stride=data.stride, target_width=data.target_width, augment=augment, seed=seed)
     if data.kind == "synthetic":
         synthetic = SyntheticWindows(
-            SyntheticConfig(height=data.synthetic_hw[0], width=data.synthetic_hw[1], texture_style=data.synthetic_style),
+            SyntheticConfig(height=data.synthetic_hw[0], width=data.synthetic_hw[1], texture_style=data.synthetic_style,
+                            world=data.synthetic_world),
             range(*data.synthetic_seeds),
         )
         sampler = WindowSampler(synthetic=synthetic, **common)

@@ -13,7 +13,7 @@ from typing import Literal, Union
 
 import numpy as np
 import torch
-from scipy.ndimage import binary_dilation
+from scipy.ndimage import binary_dilation, maximum_filter, minimum_filter
 from scipy.spatial import cKDTree
 
 from ..model.geometry import unproject_depth
@@ -252,6 +252,64 @@ def steps_off_edges(
         return float("nan")
     band = discontinuity_band(gt_depth, mask) if band is None else np.asarray(band, dtype=bool)
     return float((step & ~band).sum() / step.sum())
+
+
+# Mixed pixels (between the two sides of an edge): a pixel is in the scored band within 2 px of a
+# ground-truth step > 1.1x whose 7x7 neighbourhood spans > 1.25x; it is mixed when its prediction
+# lies between that neighbourhood's near and far depth and more than 5% from both and from every
+# ground-truth depth within 2 px, i.e. on neither side of the edge.
+MIXED_STEP_RATIO = 1.1
+MIXED_SPAN_RATIO = 1.25
+MIXED_SPAN_WINDOW = 7
+MIXED_BAND_RADIUS = 2
+MIXED_TOLERANCE = 0.05
+
+
+def mixed_pixel_ratio(pred_depth: Array, gt_depth: Array, valid: Array | None = None,
+                      scale_method: ScaleMethod = "median") -> float:
+    """Share of ground-truth discontinuity-band pixels whose scale-fitted prediction is a blend of
+    the two sides (constants above): a regression head's flying points, not its global error.
+    The ground truth scores 0; blurring it or upsampling a coarse grid bilinearly raises it.
+    NaN when the band is empty."""
+    pred, gt = _as_float(pred_depth), _as_float(gt_depth)
+    gt_mask = valid_depth_mask(gt, valid)
+    mask = gt_mask & valid_depth_mask(pred)
+    aligned = fit_scale(pred, gt, mask, scale_method) * pred
+    radius = MIXED_BAND_RADIUS
+    steps = _step_pixels(gt, gt_mask, MIXED_STEP_RATIO)
+    # A step's two pixels dilated by radius - 1: every pixel within `radius` px of the step itself.
+    band = binary_dilation(steps, structure=np.ones((2 * radius - 1,) * 2, dtype=bool)) & mask
+    near = minimum_filter(np.where(gt_mask, gt, np.inf), size=MIXED_SPAN_WINDOW, mode="constant", cval=np.inf)
+    far = maximum_filter(np.where(gt_mask, gt, 0.0), size=MIXED_SPAN_WINDOW, mode="constant", cval=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        band &= far > MIXED_SPAN_RATIO * near
+        between = (aligned > (1 + MIXED_TOLERANCE) * near) & (aligned < (1 - MIXED_TOLERANCE) * far)
+    if not band.any():
+        return float("nan")
+    padded = np.pad(np.where(gt_mask, gt, np.nan), radius, constant_values=np.nan)
+    neighbours = np.lib.stride_tricks.sliding_window_view(padded, (2 * radius + 1,) * 2)  # [H, W, 5, 5]
+    rows, cols = np.nonzero(band & between)
+    with np.errstate(invalid="ignore"):
+        close = np.abs(aligned[rows, cols, None, None] / neighbours[rows, cols] - 1.0) <= MIXED_TOLERANCE
+    mixed = ~close.any(axis=(1, 2))  # NaN (invalid) neighbours compare False: they match nothing
+    return float(mixed.sum() / band.sum())
+
+
+def depth_edge_f1(pred_depth: Array, gt_depth: Array, valid: Array | None = None, ratio: float = 1.1,
+                  tolerance: int = 1) -> float:
+    """F1 of depth-edge pixels (4-neighbour ratio > `ratio`) matched within `tolerance` px: a
+    predicted edge pixel is right when a ground-truth one lies within the tolerance and vice versa.
+    Unlike Depth Pro's F1 (exact pairs) it forgives an edge one pixel off. Scale-invariant; NaN
+    when the ground truth has no edge."""
+    pred, gt = _as_float(pred_depth), _as_float(gt_depth)
+    mask = valid_depth_mask(gt, valid) & valid_depth_mask(pred)
+    gt_edges, pred_edges = _step_pixels(gt, mask, ratio), _step_pixels(pred, mask, ratio)
+    if not gt_edges.any():
+        return float("nan")
+    near = np.ones((2 * tolerance + 1,) * 2, dtype=bool)
+    precision = (pred_edges & binary_dilation(gt_edges, near)).sum() / max(int(pred_edges.sum()), 1)
+    recall = (gt_edges & binary_dilation(pred_edges, near)).sum() / gt_edges.sum()
+    return float(2 * precision * recall / (precision + recall)) if precision + recall > 0 else 0.0
 
 
 def nearest_neighbours(query: np.ndarray, reference: np.ndarray | cKDTree) -> tuple[np.ndarray, np.ndarray]:

@@ -42,6 +42,7 @@ class SyntheticProtocol:
     width: int = 224
     seed0: int = SYNTHETIC_EVAL_SEED0
     style: str = "natural"  # the generator's texture style (data.synthetic.textures.TEXTURE_STYLES)
+    world: str = "plausible"  # how objects and cameras are placed (data.synthetic.config.WORLDS)
 
 
 def _window_from_sequence(name: str, seq, target_width: int) -> Window:
@@ -57,7 +58,7 @@ def _window_from_sequence(name: str, seq, target_width: int) -> Window:
 
 
 def synthetic_windows(spec: SyntheticProtocol, target_width: int) -> Iterator[Window]:
-    config = SyntheticConfig(height=spec.height, width=spec.width, texture_style=spec.style)
+    config = SyntheticConfig(height=spec.height, width=spec.width, texture_style=spec.style, world=spec.world)
     for index in range(spec.scenes):
         seed = spec.seed0 + index
         yield _window_from_sequence(f"synthetic_{seed}", generate_sequence(seed, spec.frames, config), target_width)

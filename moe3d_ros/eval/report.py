@@ -25,6 +25,8 @@ METRICS = {
     "boundary_f1": ("boundary F1", True),
     "boundary_precision": ("boundary precision", True),
     "boundary_recall": ("boundary recall", True),
+    "boundary_f1_1px": ("depth-edge F1 (1 px)", True),
+    "mixed_pixel_ratio": ("mixed pixels", False),
     "gate_switches_off_edges": ("gate switches off edges", False),
     "steps_off_edges": ("depth steps off edges", False),
     "flying_ratio": ("flying-point ratio", False),

@@ -135,6 +135,8 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
         values = dict(M.depth_metrics(predicted, gt, valid, max_depth=window.max_depth))
         boundary = M.boundary_scores(predicted, gt, valid)
         values.update({k: boundary[k] for k in ("boundary_f1", "boundary_precision", "boundary_recall")})
+        values["boundary_f1_1px"] = M.depth_edge_f1(predicted, gt, valid)
+        values["mixed_pixel_ratio"] = M.mixed_pixel_ratio(predicted, gt, valid)
         flying = M.flying_points(predicted, gt, valid, window.intrinsics[i])
         values["flying_ratio"] = flying["flying_ratio"]
         values["band_chamfer"] = flying["band_chamfer"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ..data.synthetic.config import WORLDS
 from ..data.synthetic.textures import TEXTURE_STYLES
 from ..model import MoEConfig
 from ..model.config import dataclass_from_dict
@@ -60,6 +61,7 @@ class DataSection:
     synthetic_seeds: tuple[int, int] = (0, 100000)  # scenes drawn from this range
     synthetic_hw: tuple[int, int] = (168, 224)
     synthetic_style: str = "natural"  # the generator's texture style: natural (rooms) or hard (two-colour patterns)
+    synthetic_world: str = "plausible"  # plausible (everything rests on something) or floating (the earlier world)
     workers: int = 0  # processes that make batches ahead of the training loop (0: made in the loop)
 
 
@@ -102,6 +104,8 @@ class TrainConfig:
             problems.append("data.frames must be at least 1")
         if self.data.synthetic_style not in TEXTURE_STYLES:
             problems.append(f"data.synthetic_style {self.data.synthetic_style!r}: use one of {TEXTURE_STYLES}")
+        if self.data.synthetic_world not in WORLDS:
+            problems.append(f"data.synthetic_world {self.data.synthetic_world!r}: use one of {WORLDS}")
         if self.data.workers < 0:
             problems.append("data.workers must be >= 0 (0: batches made in the training loop)")
         if self.output.log_every < 1 or self.output.checkpoint_every < 1:

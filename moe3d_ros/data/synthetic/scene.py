@@ -15,6 +15,11 @@ _PATH_ATTEMPTS = 200  # random smooth paths tried before the guaranteed fallback
 _PATH_STREAM = 0x9A7  # decorrelates camera-path randomness from scene randomness for one seed
 _MIN_TARGET_DISTANCE = 1.5  # metres between a camera and the point it looks at
 _PITCH_LIMITS = (-0.6, 0.35)  # radians; keeps the view direction well away from vertical
+# Plausible world: a robot's camera, pitched within a head's range and rolled a few degrees at
+# most; its height bobs by at most _ROBOT_BOB (floating world: 0.15 m).
+_ROBOT_PITCH_LIMITS = (-0.35, 0.15)
+_ROBOT_MAX_ROLL = 0.05
+_ROBOT_BOB = 0.02
 
 
 def _smooth_wave(
@@ -25,12 +30,15 @@ def _smooth_wave(
     return amplitude * np.sin(2 * math.pi * s / rng.uniform(*wavelength) + rng.uniform(0.0, 2 * math.pi))
 
 
-def _look_rotation(forward: np.ndarray) -> np.ndarray:
-    """Camera-to-world rotation looking along `forward` with zero roll (image y points world-down)."""
+def _look_rotation(forward: np.ndarray, roll: float = 0.0) -> np.ndarray:
+    """Camera-to-world rotation looking along `forward`, rolled by `roll` radians about it (0:
+    image y points world-down)."""
     z = forward / np.linalg.norm(forward)
     x = np.cross(z, [0.0, 0.0, 1.0])
     x /= np.linalg.norm(x)
-    return np.stack([x, np.cross(z, x), z], axis=1)
+    y = np.cross(z, x)
+    x, y = math.cos(roll) * x + math.sin(roll) * y, math.cos(roll) * y - math.sin(roll) * x
+    return np.stack([x, y, z], axis=1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,7 +129,9 @@ class Scene:
 
         Positions follow a curve of smoothly varying heading, sampled every `frame_spacing`
         metres of arc length; the camera looks towards a point at least 1.5 m away (an object or
-        the room centre) with a slow yaw / pitch wobble and no roll.
+        the room centre) with a slow yaw / pitch wobble. Floating world: no roll, pitch within
+        _PITCH_LIMITS. Plausible world: a robot's camera (its height almost constant, a smaller
+        wobble, pitch within _ROBOT_PITCH_LIMITS, roll up to _ROBOT_MAX_ROLL).
         """
         rng = np.random.default_rng([seed, _PATH_STREAM])
         spacing = float(rng.uniform(*self.config.frame_spacing))
@@ -135,14 +145,21 @@ class Scene:
 
         arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(positions, axis=0), axis=1))])
         delta = target - positions
-        yaw = np.arctan2(delta[:, 1], delta[:, 0]) + _smooth_wave(rng, arc, 0.25, (2.0, 6.0))
-        pitch = np.arctan2(delta[:, 2], np.hypot(delta[:, 0], delta[:, 1])) + _smooth_wave(rng, arc, 0.25, (2.0, 6.0))
-        pitch = np.clip(pitch, *_PITCH_LIMITS)
+        towards = np.arctan2(delta[:, 1], delta[:, 0])
+        pitch = np.arctan2(delta[:, 2], np.hypot(delta[:, 0], delta[:, 1]))
+        roll = np.zeros(num_frames)
+        if self.config.world == "plausible":
+            yaw = towards + _smooth_wave(rng, arc, 0.15, (2.0, 6.0))
+            pitch = np.clip(pitch + _smooth_wave(rng, arc, 0.1, (2.0, 6.0)), *_ROBOT_PITCH_LIMITS)
+            roll = _smooth_wave(rng, arc, _ROBOT_MAX_ROLL, (2.0, 6.0))
+        else:
+            yaw = towards + _smooth_wave(rng, arc, 0.25, (2.0, 6.0))
+            pitch = np.clip(pitch + _smooth_wave(rng, arc, 0.25, (2.0, 6.0)), *_PITCH_LIMITS)
         forward = np.stack([np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), np.sin(pitch)], axis=1)
 
         poses = np.tile(np.eye(4), (num_frames, 1, 1))
-        for pose, position, direction in zip(poses, positions, forward):
-            pose[:3, :3] = _look_rotation(direction)
+        for pose, position, direction, angle in zip(poses, positions, forward, roll):
+            pose[:3, :3] = _look_rotation(direction, angle)
             pose[:3, 3] = position
         return poses
 
@@ -162,7 +179,7 @@ class Scene:
 
     def _camera_z_range(self) -> tuple[float, float]:
         """Camera heights allowed by the config and the wall margin of this room."""
-        lo, hi = self.config.camera_height
+        lo, hi = self.config.camera_heights
         top = self.room.size[2] - self.config.wall_margin
         return min(lo, top), min(hi, top)
 
@@ -175,7 +192,8 @@ class Scene:
         heading += _smooth_wave(rng, s, 1.0, (1.5, 6.0))
         margin = self.config.wall_margin
         start = rng.uniform(margin, np.asarray(self.room.size[:2]) - margin)
-        z = rng.uniform(*self._camera_z_range()) + _smooth_wave(rng, s, 0.15, (2.0, 6.0))
+        bob = _ROBOT_BOB if self.config.world == "plausible" else 0.15
+        z = rng.uniform(*self._camera_z_range()) + _smooth_wave(rng, s, bob, (2.0, 6.0))
         moves = np.stack([np.cos(heading[:-1]), np.sin(heading[:-1])], axis=1) * step
         xy = start + np.concatenate([np.zeros((1, 2)), np.cumsum(moves, axis=0)])
         points = np.concatenate([xy, z[:, None]], axis=1)
