@@ -8,7 +8,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
-    # The bundled demo models (safetensors + JSON) install with the code: see README "Demo model".
+    # The bundled demo models (safetensors + JSON) install with the code: see docs/demo-model.md.
     package_data={PACKAGE: ["models/*/*.json", "models/*/*.safetensors"]},
     python_requires=">=3.10,<3.13",
     data_files=[

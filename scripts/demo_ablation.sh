@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The MoE-recipe ablation in the README ("The demo model"): short runs on the bundled backbone.
+# The MoE-recipe ablation (reports/studies/2026-11-26_moe_recipe_ablation.md): short runs on the bundled backbone.
 # Every variant trains 300 steps of 2-frame windows from moe3d_ros/models/demo_dpt (backbone
 # frozen), starting from config/demo_moe.yaml with the winner-takes-all warm-up scaled to 100
 # steps, then `moe3d-eval` scores it on the 8 held-out scenes against the DPT head trained the
@@ -10,7 +10,7 @@
 # Usage: bash scripts/demo_ablation.sh [variant ...]   (default: all)
 # Runs go to $RUNS (default runs/ablation), reports to $REPORTS/<variant> (reports/demo_ablation).
 # The recipe's own budget (1000 steps of 4-frame windows, 200 warm-up steps), all variants at once
-# on a GPU (each with one data worker; the GPU table in the README):
+# on a GPU (each with one data worker; the GPU table of that study):
 #   STEPS=1000 FRAMES=4 WTA=200 DEVICE=cuda PARALLEL=1 bash scripts/demo_ablation.sh dpt recipe ...
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -12,7 +12,7 @@ package's losses (a Laplace NLL with confidence for the DPT head, the mixture NL
 winner-takes-all warm-up and a gate-entropy term for the MoE head) on the natural-texture
 synthetic world; scored on held-out frames with the evaluation's metrics.
 
-    python scripts/head_mechanism.py                      # the README's run (about 2 minutes, 2 CPU cores)
+    python scripts/head_mechanism.py                      # the study's run (about 2 minutes, 2 CPU cores)
     python scripts/head_mechanism.py --steps 4 --train-frames 8 --eval-frames 2 --height 56 --width 84   # seconds
 """
 from __future__ import annotations

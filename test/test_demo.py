@@ -30,7 +30,7 @@ def test_demo_runs_end_to_end(tmp_path):
     assert (out / "panel.png").stat().st_size > 10_000
     tiles = next(line for line in output.splitlines() if "panel tiles:" in line).split("panel tiles: ")[1].split(" | ")
     for caption in ("camera image", "prediction x", "ground truth (same colours)", "rel. error 0-0.25, AbsRel",
-                    "gating (expert shares)", "fused cloud, side view"):  # every tile the README lists
+                    "gating (expert shares)", "fused cloud, side view"):  # every tile docs/demo-model.md lists
         assert any(tile.startswith(caption) for tile in tiles), (caption, tiles)
     live = [line for line in output.splitlines() if "depth out" in line]
     assert live and "nan" not in live[-1].split("AbsRel")[1].split("|")[0]

@@ -1,4 +1,4 @@
-"""scripts/demo_ablation.sh (the README's MoE ablation) trains and scores its variants with tiny settings."""
+"""scripts/demo_ablation.sh (the MoE ablation of reports/studies/) trains and scores its variants with tiny settings."""
 from __future__ import annotations
 
 import json

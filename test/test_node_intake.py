@@ -76,7 +76,7 @@ def _camera_process(topic: str, qos: str, frames: int, rate: float, profile: boo
 def test_frames_of_a_separate_camera_process_arrive(tmp_path, checkpoint, ros_node, qos, profile):
     """640x480 rgb8 at 5 Hz (900 KB a frame). A reliable camera with default DDS settings needs a
     reliable subscription (input_qos auto finds it); a best-effort camera needs the shared-memory
-    profile in its own process (README). Without it, see bench/bench_intake.py."""
+    profile in its own process (docs/node.md). Without it, see bench/bench_intake.py."""
     topic = f"/proc_{qos}/image_raw"
     proc = NodeProcess(DOMAIN_ID, {"checkpoint": str(checkpoint), "image_topics": [topic], "camera_info_topics": ["none"],
                                    **FAST}, tmp_path)

@@ -1,4 +1,4 @@
-"""The README's probe scripts run on one held-out scene and print what the README quotes from them."""
+"""The probe scripts of reports/studies/ run on one held-out scene and print what the studies quote from them."""
 from __future__ import annotations
 
 import json
@@ -36,7 +36,7 @@ def test_edge_cue_probe_reports_shares_per_colour_threshold():
 
 def test_natural_textures_make_colour_edges_mostly_depth_edges():
     """Issue 20's targets at the 0.05 step: >= 40% of colour edges near a depth edge, >= 95% of
-    depth edges shown; the hard style stays far below the first (2 scenes here, 8 in the README)."""
+    depth edges shown; the hard style stays far below the first (2 scenes here, 8 in the study)."""
     natural, hard = edge_cue_shares("natural")[1], edge_cue_shares("hard")[1]
     assert natural[0] >= 0.40 and natural[1] >= 0.95, natural
     assert hard[0] < 0.25, hard
@@ -61,7 +61,7 @@ def test_backbone_use_probe_scores_the_model_with_its_aggregator_branches_off():
 
 def test_head_mechanism_trains_both_heads_on_the_same_tokens_and_scores_them(tmp_path):
     """A smoke run of scripts/head_mechanism.py (the issue-20 mechanism experiment; its targets are
-    not reached yet, see the README): both heads train, are scored, and the ratios are theirs."""
+    not reached yet, see docs/demo-model.md): both heads train, are scored, and the ratios are theirs."""
     results_path = tmp_path / "mechanism.json"
     run_script("head_mechanism.py", "--steps", "4", "--wta-steps", "2", "--train-frames", "8", "--eval-frames", "2",
                "--height", "56", "--width", "84", "--json", str(results_path))

@@ -33,7 +33,7 @@ DEPTH_PREFIX = "depth_head."
 # Top-level prefixes of head weights in the published checkpoint; a head that is not built
 # has its keys dropped by name (the track head is never built).
 HEAD_PREFIXES = {"camera": "camera_head.", "depth": "depth_head.", "point": "point_head.", "track": "track_head."}
-# The small model trained on synthetic scenes that ships with the package (see README).
+# The small model trained on synthetic scenes that ships with the package (see docs/demo-model.md).
 DEMO_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "demo"
 # Its plain-DPT twin, trained first (the "VGGT" baseline of the demo), for side-by-side evaluation.
 DEMO_BASELINE_DIR = Path(__file__).resolve().parents[1] / "models" / "demo_dpt"

@@ -5,7 +5,7 @@ maintains; opset 18 runs on ONNX Runtime >= 1.14 and TensorRT >= 8.6. Shapes are
 export specialises the frame count (the aggregator branches on it), so every window size gets its
 own file, and a manifest JSON beside the files says which frame counts and which input size they
 serve, which model config they hold, and what the node needs to use them. fp32 only: TensorRT
-builds its fp16 engine from this file (README, "Deploying with ONNX Runtime and TensorRT").
+builds its fp16 engine from this file (docs/deploy.md).
 """
 from __future__ import annotations
 

@@ -229,7 +229,7 @@ def _bad_value(name: str, spec: ParamSpec, value: Any) -> str:
         if spec.kind == _T.PARAMETER_STRING_ARRAY:
             problem += " (a non-empty list)"
     default = format_value(spec.default) if spec.default not in ("", [""]) else example
-    return f"{problem}: set e.g. {name}:={default} (`ros2 param describe` or the README explains it)"
+    return f"{problem}: set e.g. {name}:={default} (`ros2 param describe` or docs/node.md explains it)"
 
 
 def format_value(value: Any) -> str:
