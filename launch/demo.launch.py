@@ -1,6 +1,7 @@
 """The demo for ROS users: a synthetic camera -> moe3d_node (bundled demo model) -> rviz2.
 
     ros2 launch moe3d_ros demo.launch.py            # rviz:=false to skip the viewer
+    ros2 launch moe3d_ros demo.launch.py params_file:=my_demo.yaml   # your node parameters
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
@@ -24,7 +25,7 @@ def generate_launch_description() -> LaunchDescription:
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "moe3d.launch.py"])),
         launch_arguments={
             "image_topics": "['/demo_camera/image_raw']",
-            "params_file": PathJoinSubstitution([share, "config", "demo.yaml"]),
+            "params_file": LaunchConfiguration("params_file"),
             "checkpoint": LaunchConfiguration("checkpoint"),
             "rviz": LaunchConfiguration("rviz"),
             "rviz_config": PathJoinSubstitution([share, "config", "demo.rviz"]),
@@ -33,6 +34,8 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         DeclareLaunchArgument("rate", default_value="5.0", description="demo camera frame rate [Hz]"),
         DeclareLaunchArgument("checkpoint", default_value="", description="empty = bundled synthetic demo model"),
+        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "demo.yaml"]),
+                              description="YAML file with moe3d_node parameters for the demo"),
         DeclareLaunchArgument("rviz", default_value="true", description="start rviz2"),
         camera,
         moe3d,
