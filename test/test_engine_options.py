@@ -64,6 +64,7 @@ def test_cuda_graphs_fall_back_on_the_cpu_with_a_note(model):
     assert "CUDA graphs" not in engine.description
 
 
+@pytest.mark.slow  # torch.compile: about 70 s on a machine whose inductor cache is empty
 def test_the_compiled_forward_with_the_encoder_cache_gives_the_plain_outputs(model):
     plain = InferenceEngine(model, EngineConfig(device="cpu"))
     fast = InferenceEngine(model, EngineConfig(device="cpu", compile=True, encoder_cache=8, keep_on_device=True))

@@ -21,7 +21,7 @@ from moe3d_ros.ros.conversions import camera_info_msg, cloud_records, rgb_to_ima
 pytest.importorskip("onnxruntime", reason="the optional extra .[onnx] is not installed")
 from moe3d_ros.io.onnx_export import export_onnx  # noqa: E402
 
-pytestmark = pytest.mark.e2e  # starts ROS processes and talks to them over DDS
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # ROS processes over DDS; exports ONNX
 DOMAIN_ID = domain_id(10)
 QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 K = np.array([[150.0, 0, 79.5], [0, 150.0, 59.5], [0, 0, 1]])

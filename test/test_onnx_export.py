@@ -55,6 +55,7 @@ def assert_same_forward(model: VGGT, onnx_path, frames: int, height: int, width:
     assert max(errors.values()) < TOLERANCE, errors
 
 
+@pytest.mark.slow  # exports ONNX (12-30 s a file on 2 cores)
 @pytest.mark.parametrize("moe", [False, True], ids=["dpt", "moe"])
 def test_tiny_parity_configuration_exports_with_onnxruntime_parity(tmp_path, moe):
     model = tiny_model(moe)
@@ -70,6 +71,7 @@ def test_tiny_parity_configuration_exports_with_onnxruntime_parity(tmp_path, moe
     assert data["opset"] == 18 and data["package_version"] and data["preset_config"]["embed_dim"] == 64
 
 
+@pytest.mark.slow  # exports ONNX (12-30 s a file on 2 cores)
 @pytest.mark.parametrize("folder", [DEMO_MODEL_DIR, DEMO_BASELINE_DIR], ids=["demo_moe", "demo_dpt"])
 def test_bundled_demo_models_export_with_onnxruntime_parity(tmp_path, folder):
     model, _ = load_model(folder)
@@ -87,6 +89,7 @@ def exported_moe(tmp_path_factory):
     return model, folder
 
 
+@pytest.mark.slow  # exports ONNX (12-30 s a file on 2 cores)
 def test_several_window_sizes_get_a_file_each_and_the_manifest_names_what_to_export(exported_moe):
     _, folder = exported_moe
     assert sorted(p.name for p in folder.glob("*.onnx")) == ["model.f1.onnx", "model.f3.onnx"]
@@ -99,6 +102,7 @@ def test_several_window_sizes_get_a_file_each_and_the_manifest_names_what_to_exp
     assert "not 3 at 224x126" in line and "--image-size 224 126" in line
 
 
+@pytest.mark.slow  # exports ONNX (12-30 s a file on 2 cores)
 def test_engine_gives_the_same_predictions_on_both_backends(exported_moe):
     model, folder = exported_moe
     rng = np.random.default_rng(1)
@@ -119,6 +123,7 @@ def test_engine_gives_the_same_predictions_on_both_backends(exported_moe):
         onnx_engine.run(images[:2])
 
 
+@pytest.mark.slow  # exports ONNX (12-30 s a file on 2 cores)
 def test_moe3d_infer_runs_on_both_backends_with_the_same_results(exported_moe, tmp_path, capsys):
     _, folder = exported_moe
     common = ["--synthetic", "900000", "--frames", "3", "--device", "cpu"]
@@ -132,6 +137,7 @@ def test_moe3d_infer_runs_on_both_backends_with_the_same_results(exported_moe, t
     assert infer_cli.main(common[:2] + ["--frames", "2", "--backend", "onnxruntime", "--onnx-model", str(folder / "model.onnx")]) == 2
 
 
+@pytest.mark.slow  # exports ONNX (12-30 s a file on 2 cores)
 def test_moe3d_eval_scores_an_export_as_it_scores_the_checkpoint(exported_moe, tmp_path):
     _, folder = exported_moe
     common = ["--protocol", "synthetic", "--scenes", "1", "--frames", "3", "--figures", "0", "--device", "cpu"]
@@ -154,6 +160,7 @@ def test_execution_providers_default_to_what_is_installed_and_unknown_ones_are_r
         resolve_providers(["FancyExecutionProvider"])
 
 
+@pytest.mark.slow  # exports ONNX (12-30 s a file on 2 cores)
 def test_damaged_or_incomplete_exports_are_refused_with_what_to_do(exported_moe, tmp_path):
     _, folder = exported_moe
     with pytest.raises(ExportError, match="model.json not found.*moe3d-export"):
@@ -177,6 +184,7 @@ def test_frame_counts_parse_as_counts_ranges_and_lists():
             parse_frame_counts(bad)
 
 
+@pytest.mark.slow  # exports ONNX (12-30 s a file on 2 cores)
 def test_moe3d_export_refuses_what_it_cannot_export_with_one_line_and_exit_code_1(exported_moe, tmp_path, caplog):
     model, folder = exported_moe
     published = tmp_path / "published.safetensors"
@@ -213,6 +221,7 @@ def test_without_onnxruntime_the_torch_backend_works_and_the_error_says_what_to_
     assert "backend onnxruntime needs the onnxruntime package" in out.stdout and "pip install 'moe3d_ros[onnx]'" in out.stdout
 
 
+@pytest.mark.slow  # exports ONNX (12-30 s a file on 2 cores)
 def test_backend_benchmark_smoke_on_the_cpu():
     script = Path(__file__).resolve().parents[1] / "bench" / "bench_backends.py"
     run = subprocess.run([sys.executable, str(script), "--models", "tiny", "--repeats", "1", "--threads", "1"],

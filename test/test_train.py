@@ -43,22 +43,26 @@ def _mean(rows: list[dict], key: str) -> float:
     return sum(float(r[key]) for r in rows) / len(rows)
 
 
-def test_smoke_run_loss_and_gate_entropy_fall(tmp_path):
-    """A hundred and forty CPU steps from random init. The entropy weight is far above the fine-tuning
-    default (1e-4) so that so few steps suffice to see the gate commit to experts."""
+def test_smoke_run_fits_one_window_and_the_gate_commits(tmp_path):
+    """A hundred CPU steps from random init on one fixed window (one scene, no augmentation), so
+    the loss can only fall by fitting it, whatever the CPU's kernels. Measured falls of the mean
+    NLL (first 10 steps against the last 10) were 1.8-2.2 with 1 or 2 threads and the entropy
+    fell from log 4 to 0.35-0.54: the bounds keep a margin of 3.5x and 1.9x. The entropy weight is
+    far above the fine-tuning default (1e-4) so that so few steps suffice to see the gate commit."""
     data = _config(
         tmp_path,
-        train={"steps": 140, "lr": 3e-3, "warmup_steps": 20},
+        train={"steps": 100, "lr": 3e-3, "warmup_steps": 10},
         loss={"entropy_weight": 0.1},
+        data={"synthetic_seeds": [7, 8], "augment": False},
         output={"dir": str(tmp_path / "run"), "log_every": 1, "checkpoint_every": 1000, "tensorboard": False},
     )
     final = _trainer(data).fit()
     with open(tmp_path / "run" / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 140
-    first, last = rows[:40], rows[-40:]
-    assert _mean(last, "nll") < _mean(first, "nll") - 0.2, (_mean(first, "nll"), _mean(last, "nll"))
-    assert _mean(last, "entropy") < 0.5 * _mean(first, "entropy"), (_mean(first, "entropy"), _mean(last, "entropy"))
+    assert len(rows) == 100
+    first, last = rows[:10], rows[-10:]
+    assert _mean(last, "nll") < _mean(first, "nll") - 0.5, (_mean(first, "nll"), _mean(last, "nll"))
+    assert _mean(last, "entropy") < 0.75 * _mean(first, "entropy"), (_mean(first, "entropy"), _mean(last, "entropy"))
     assert (final / "model.safetensors").exists() and (final / "config.json").exists()
 
 
