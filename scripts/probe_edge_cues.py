@@ -15,6 +15,7 @@ import argparse
 import numpy as np
 from scipy.ndimage import binary_dilation
 
+from moe3d_ros.data.synthetic.config import WORLDS
 from moe3d_ros.data.synthetic.textures import TEXTURE_STYLES
 from moe3d_ros.eval import metrics as M
 from moe3d_ros.eval.protocols import SyntheticProtocol, synthetic_windows
@@ -35,10 +36,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--width", type=int, default=224, help="model input width (the demo preset's)")
     parser.add_argument("--style", choices=TEXTURE_STYLES, default="natural", help="the generator's texture style")
+    parser.add_argument("--world", choices=WORLDS, default="plausible", help="the generator's world")
     args = parser.parse_args()
     near_depth_edge = {t: [0, 0] for t in THRESHOLDS}  # image edge pixels near a depth edge, all image edge pixels
     shown = {t: [0, 0] for t in THRESHOLDS}  # depth edge pixels with an image edge beside them, all depth edge pixels
-    for window in synthetic_windows(SyntheticProtocol(scenes=args.scenes, frames=args.frames, style=args.style), args.width):
+    for window in synthetic_windows(SyntheticProtocol(scenes=args.scenes, frames=args.frames, style=args.style, world=args.world), args.width):
         images = window.images.numpy()
         for i in range(window.depth.shape[0]):
             gt, valid = window.depth[i], window.valid[i]
@@ -50,7 +52,8 @@ def main() -> None:
                 near_depth_edge[t][1] += int(edges.sum())
                 shown[t][0] += int((contour & binary_dilation(edges, np.ones((3, 3), dtype=bool))).sum())
                 shown[t][1] += int(contour.sum())
-    print(f"{args.scenes} held-out scenes x {args.frames} frames, {args.style} textures; depth edge: true depth ratio > 1.1")
+    print(f"{args.scenes} held-out scenes x {args.frames} frames, {args.style} textures, {args.world} world; "
+          "depth edge: true depth ratio > 1.1")
     print(f"{'colour step >':>14} {'image edges near a depth edge':>30} {'depth edges shown in the image':>31}")
     for t in THRESHOLDS:
         precision = near_depth_edge[t][0] / max(near_depth_edge[t][1], 1)

@@ -18,9 +18,10 @@ def run_script(name: str, *args: str) -> str:
     return run.stdout
 
 
-def edge_cue_shares(style: str) -> list[tuple[float, float]]:
-    """(image edges near a depth edge, depth edges shown) per colour threshold, from the probe."""
-    out = run_script("probe_edge_cues.py", "--scenes", "2", "--frames", "2", "--style", style)
+def edge_cue_shares(style: str, world: str = "floating") -> list[tuple[float, float]]:
+    """(image edges near a depth edge, depth edges shown) per colour threshold, from the probe (on the
+    floating world, where issue 20 set its targets)."""
+    out = run_script("probe_edge_cues.py", "--scenes", "2", "--frames", "2", "--style", style, "--world", world)
     rows = [line.split() for line in out.splitlines() if re.match(r"\s+0\.\d+\s", line)]
     assert [row[0] for row in rows] == ["0.02", "0.05", "0.10", "0.20"] and f"{style} textures" in out
     return [(float(near), float(shown)) for _, near, shown in rows]
