@@ -1,7 +1,8 @@
 """Learnability ladder: how well, and how fast, a small depth model learns the synthetic world.
 
-A reference conv U-Net (about 2.7 M parameters) and VGGT presets (the demo model's architecture,
-with its DPT depth head) are trained the same way on single frames: batch 8, scale-invariant
+A reference conv U-Net (about 2.7 M parameters) and VGGT architectures with their DPT depth head
+(`demo_vit`: the demo preset as issue 26 found it; `demo`: today's, with a conv stem and an image
+path into the head) are trained the same way on single frames: batch 8, scale-invariant
 log-depth L1 plus multi-scale gradient matching, AdamW with a short warm-up and a constant rate,
 on the frames that `WindowSampler` draws for each step (so every run sees the same frames). The
 budget is counted in training frames, not minutes, so a run measures the same thing on a loaded
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import time
@@ -37,7 +39,7 @@ from moe3d_ros.eval.protocols import SYNTHETIC_EVAL_SEED0, SyntheticProtocol, sy
 from moe3d_ros.eval.render import depth_comparison, panel
 from moe3d_ros.io.export import write_png
 from moe3d_ros.model import VGGT, preset
-from moe3d_ros.model.config import PRESETS
+from moe3d_ros.model.config import PRESETS, VGGTConfig
 from moe3d_ros.train.losses import gradient_matching_loss, scale_invariant_loss
 
 TRAIN_SEEDS = range(0, 100_000)
@@ -75,12 +77,28 @@ class ConvUNet(nn.Module):
         return torch.exp(self.out(x)[:, 0])
 
 
-class SingleFrameVGGT(nn.Module):
-    """A VGGT preset with only its depth head, run on one frame per window."""
+def demo_vit() -> VGGTConfig:
+    """The demo preset as the issue found it: patches only (no conv stem, no image path into the
+    head) and VGGT's aggregator layer scale of 0.01."""
+    config = preset("demo")
+    return dataclasses.replace(
+        config,
+        encoder=dataclasses.replace(config.encoder, conv_stem=0),
+        aggregator=dataclasses.replace(config.aggregator, layerscale_init=0.01),
+        camera_head=dataclasses.replace(config.camera_head, layerscale_init=0.01),
+        dpt=dataclasses.replace(config.dpt, image_skip=0),
+    )
 
-    def __init__(self, preset_name: str) -> None:
+
+ARCHITECTURES = {"demo_vit": demo_vit, **PRESETS}
+
+
+class SingleFrameVGGT(nn.Module):
+    """A VGGT architecture with only its depth head, run on one frame per window."""
+
+    def __init__(self, name: str) -> None:
         super().__init__()
-        self.vggt = VGGT(preset(preset_name).with_heads(("depth",)))
+        self.vggt = VGGT(ARCHITECTURES[name]().with_heads(("depth",)))
 
     def forward(self, images: Tensor) -> Tensor:
         return self.vggt(images[:, None], heads=("depth",)).depth[:, 0]
@@ -89,9 +107,9 @@ class SingleFrameVGGT(nn.Module):
 def build_model(name: str) -> nn.Module:
     if name == "unet":
         return ConvUNet()
-    if name in PRESETS:
+    if name in ARCHITECTURES:
         return SingleFrameVGGT(name)
-    raise SystemExit(f"--model {name!r}: use unet or a VGGT preset ({', '.join(PRESETS)})")
+    raise SystemExit(f"--model {name!r}: use unet or a VGGT architecture ({', '.join(ARCHITECTURES)})")
 
 
 def eval_frames(world: str, seed0: int, scenes: int, frames: int = 4) -> list[tuple[Tensor, np.ndarray, np.ndarray]]:
@@ -167,7 +185,7 @@ def train(args: argparse.Namespace) -> None:
         step += 1
         elapsed += time.perf_counter() - start
         if step % 25 == 0:
-            append_csv(run / "train.csv", {"step": step, "frames": step * args.batch, "loss": float(loss), "seconds": round(elapsed, 1)})
+            append_csv(run / "train.csv", {"step": step, "frames": step * args.batch, "loss": loss.item(), "seconds": round(elapsed, 1)})
         if step % eval_steps == 0 or step == steps:
             scores = score(model, held_out)
             append_csv(run / "eval.csv", {"step": step, "frames": step * args.batch, "seconds": round(elapsed, 1), **scores})
@@ -257,7 +275,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("train", help="train one model on one world (resumes from its state.pt)")
-    run.add_argument("--model", default="unet", help="unet, or a VGGT preset (demo, ...)")
+    run.add_argument("--model", default="unet", help="unet, demo_vit (the demo preset before issue 26) or a VGGT preset")
     run.add_argument("--world", default="plausible", choices=WORLDS)
     run.add_argument("--frames", type=int, default=8000, help="training budget in frames")
     run.add_argument("--batch", type=int, default=8)

@@ -23,6 +23,7 @@ class EncoderConfig:
     num_register_tokens: int = 4
     pos_embed_grid: int = 37  # the pretraining grid: 518 / 14
     layerscale_init: float = 1.0
+    conv_stem: int = 0  # > 0: two 3x3 convs of this width before the patch embedding (0: VGGT's linear patches)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class DPTConfig:
     out_channels: tuple[int, int, int, int] = (256, 512, 1024, 1024)
     intermediate_layers: tuple[int, int, int, int] = (4, 11, 17, 23)
     hidden_channels: int = 32  # width of the last 3x3 conv before the 1x1 output conv
+    image_skip: int = 0  # > 0: a conv path from the image at full, 1/2 and 1/4 resolution (widths 1, 2, 4 x this) into the output stage
     frames_chunk_size: int = 8  # frames per head call: bounds activation memory
 
 
@@ -198,17 +200,22 @@ def tiny() -> VGGTConfig:
 
 
 def demo() -> VGGTConfig:
-    """The bundled demo model: VGGT's architecture at about 1/450 of its size (2.5 M parameters),
+    """The bundled demo model: VGGT's architecture at about 1/450 of its size (2.7 M parameters),
     224 px wide input, small enough to train on two CPU cores on the synthetic scenes. Patches of
-    7 px (VGGT: 14) give a 24x32 token grid at 168x224, fine enough for a gate to place an edge."""
+    7 px (VGGT: 14) give a 24x32 token grid at 168x224. Two additions that VGGT-1B does not have
+    (its checkpoint loads unchanged): a conv stem before the patch embedding and an image path
+    into the depth head's output stage, so that edges come from pixels, not from the patch grid;
+    and layer scales that start at 1 (VGGT's 0.01 suits fine-tuning from DINOv2: trained from
+    scratch, the demo's aggregator stayed asleep at 0.01)."""
     return VGGTConfig(
         img_size=224,
         patch_size=7,
         embed_dim=96,
-        encoder=EncoderConfig(depth=3, num_heads=4, pos_embed_grid=32),
-        aggregator=AggregatorConfig(depth=4, num_heads=4),
-        camera_head=CameraHeadConfig(trunk_depth=1, num_heads=4),
-        dpt=DPTConfig(features=48, out_channels=(24, 48, 96, 96), intermediate_layers=(0, 1, 2, 3), hidden_channels=16),
+        encoder=EncoderConfig(depth=3, num_heads=4, pos_embed_grid=32, conv_stem=16),
+        aggregator=AggregatorConfig(depth=4, num_heads=4, layerscale_init=1.0),
+        camera_head=CameraHeadConfig(trunk_depth=1, num_heads=4, layerscale_init=1.0),
+        dpt=DPTConfig(features=48, out_channels=(24, 48, 96, 96), intermediate_layers=(0, 1, 2, 3), hidden_channels=16,
+                      image_skip=16),
     )
 
 

@@ -10,11 +10,19 @@ from .layers import Block, BlockSpec
 
 
 class PatchEmbed(nn.Module):
-    def __init__(self, patch_size: int, dim: int) -> None:
+    """Non-overlapping patches to tokens; with `stem` channels, two 3x3 convs at full resolution
+    first, so a token sees local edges and shading, not only a linear map of its pixels."""
+
+    def __init__(self, patch_size: int, dim: int, stem: int = 0) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)
+        self.stem = None
+        if stem:
+            self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, padding=1), nn.GELU(), nn.Conv2d(stem, stem, 3, padding=1), nn.GELU())
+        self.proj = nn.Conv2d(stem or 3, dim, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, images: Tensor) -> Tensor:
+        if self.stem is not None:
+            images = self.stem(images)
         return self.proj(images).flatten(2).transpose(1, 2)
 
 
@@ -27,7 +35,7 @@ class Encoder(nn.Module):
         self.patch_size = cfg.patch_size
         self.grid = enc.pos_embed_grid
         self.num_registers = enc.num_register_tokens
-        self.patch_embed = PatchEmbed(cfg.patch_size, dim)
+        self.patch_embed = PatchEmbed(cfg.patch_size, dim, enc.conv_stem)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid**2, dim))
         self.register_tokens = nn.Parameter(torch.zeros(1, self.num_registers, dim))

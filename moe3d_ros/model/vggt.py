@@ -95,12 +95,12 @@ class VGGT(nn.Module):
                         out.mixture = self.depth_head.mixture(tokens, patch_start, image_hw, images)
                         out.depth, out.depth_conf = out.mixture.depth, out.mixture.depth_conf
                     else:
-                        raw = self.depth_head(tokens, patch_start, image_hw)
+                        raw = self.depth_head(tokens, patch_start, image_hw, images)
                         depth, conf = activate_depth(raw.flatten(0, 1))
                         out.depth, out.depth_conf = depth.unflatten(0, raw.shape[:2]), conf.unflatten(0, raw.shape[:2])
             if "point" in heads:
                 with timer.stage("point_head"):
-                    raw = self.point_head(tokens, patch_start, image_hw)
+                    raw = self.point_head(tokens, patch_start, image_hw, images)
                     points, conf = activate_points(raw.flatten(0, 1))
                     out.world_points = points.unflatten(0, raw.shape[:2])
                     out.world_points_conf = conf.unflatten(0, raw.shape[:2])

@@ -7,6 +7,7 @@ its own copy of the finest stages: `pyramid` (projection, resize, 3x3 to `featur
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,7 @@ from ..config import VGGTConfig
 
 UV_EMBED_SCALE = 0.1
 UV_EMBED_OMEGA0 = 100.0
+IMAGE_KEY = "image"  # entry of the head's input dict that carries the frames [N, 3, H, W] in [0, 1], when a head reads them
 
 
 class ResidualUnit(nn.Module):
@@ -65,6 +67,37 @@ class Scratch(nn.Module):
         self.refinenet3 = FusionBlock(features)
         self.refinenet4 = FusionBlock(features, has_residual=False)
         self.output_conv1, self.output_conv2 = output_convs(features, hidden, output_dim)
+
+
+def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """3x3 conv (with `stride`), ReLU, 3x3 conv, ReLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.ReLU(),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU())
+
+
+class ImagePath(nn.Module):
+    """A small conv encoder of the image (full, 1/2 and 1/4 resolution) whose features refine the
+    head's full-resolution output stage: the tokens say which depth, the pixels say where it steps.
+    Without it every depth the head gives comes from the patch grid upsampled, which blends the two
+    sides of an edge inside a patch. Residual: x + refine(x, image features)."""
+
+    def __init__(self, channels: int, features: int) -> None:
+        super().__init__()
+        c = channels
+        self.level0, self.level1, self.level2 = conv_block(3, c), conv_block(c, 2 * c, 2), conv_block(2 * c, 4 * c, 2)
+        self.project1, self.project2 = nn.Conv2d(2 * c, c, 1), nn.Conv2d(4 * c, c, 1)
+        self.refine = nn.Sequential(nn.Conv2d(features + 3 * c, features, 3, padding=1), nn.ReLU(),
+                                    nn.Conv2d(features, features, 3, padding=1))
+
+    def forward(self, x: Tensor, images: Tensor) -> Tensor:
+        """x [N, features, H, W] at the image's resolution, images [N, 3, H, W] in [0, 1]."""
+        e0 = self.level0(images.to(x.dtype) - 0.5)
+        e1 = self.level1(e0)
+        e2 = self.level2(e1)
+        size = x.shape[-2:]
+        up1 = F.interpolate(self.project1(e1), size=size, mode="bilinear", align_corners=False)
+        up2 = F.interpolate(self.project2(e2), size=size, mode="bilinear", align_corners=False)
+        return x + self.refine(torch.cat([x, e0, up1, up2], dim=1))
 
 
 def output_convs(features: int, hidden: int, output_dim: int) -> tuple[nn.Conv2d, nn.Sequential]:
@@ -136,6 +169,7 @@ class DPTHead(nn.Module):
             ]
         )
         self.scratch = Scratch(oc, dpt.features, dpt.hidden_channels, output_dim)
+        self.image_path = ImagePath(dpt.image_skip, dpt.features // 2) if dpt.image_skip else None
 
     def pyramid(self, tokens: dict[int, Tensor], patch_start: int, image_hw: tuple[int, int]) -> list[Tensor]:
         """Patch tokens of the four steps ([N, P, 2C] each) -> four maps of `features` channels, fine to coarse."""
@@ -157,15 +191,32 @@ class DPTHead(nn.Module):
         x = s.refinenet3(x, maps[2], size=maps[1].shape[-2:])
         return s.refinenet2(x, maps[1], size=maps[0].shape[-2:])
 
-    def forward_chunk(self, tokens: dict[int, Tensor], patch_start: int, image_hw: tuple[int, int]) -> Tensor:
+    def forward_chunk(self, tokens: dict, patch_start: int, image_hw: tuple[int, int]) -> Tensor:
         """Raw head output [N, output_dim, H, W] for N frames."""
         maps = self.pyramid(tokens, patch_start, image_hw)
         x = self.scratch.refinenet1(self.fuse_coarse(maps), maps[0])
-        return predict(self.scratch.output_conv1, self.scratch.output_conv2, x, image_hw)
+        return predict(self.scratch.output_conv1, self.scratch.output_conv2, x, image_hw, self.output_stage(tokens))
 
-    def forward(self, tokens: dict[int, Tensor], patch_start: int, image_hw: tuple[int, int]) -> Tensor:
-        """tokens: {step: [B, S, P, 2C]} -> raw output [B, S, output_dim, H, W], frames in chunks."""
-        return run_in_frame_chunks(self.forward_chunk, tokens, patch_start, image_hw, self.frames_chunk_size)
+    def output_stage(self, tokens: dict) -> Callable[[Tensor], Tensor] | None:
+        """The image path's refinement of the full-resolution features of these frames (None without one)."""
+        if self.image_path is None:
+            return None
+        images = tokens[IMAGE_KEY]
+        return lambda x: self.image_path(x, images)
+
+    def with_images(self, tokens: dict[int, Tensor], images: Tensor | None) -> dict:
+        """`tokens` plus the frames [B, S, 3, H, W], when a part of this head reads them."""
+        if self.image_path is None:
+            return tokens
+        if images is None:
+            raise ValueError("this depth head reads the input image (dpt.image_skip): pass images")
+        return {**tokens, IMAGE_KEY: images}
+
+    def forward(self, tokens: dict[int, Tensor], patch_start: int, image_hw: tuple[int, int], images: Tensor | None = None) -> Tensor:
+        """tokens: {step: [B, S, P, 2C]} -> raw output [B, S, output_dim, H, W], frames in chunks;
+        `images` [B, S, 3, H, W] in [0, 1] when the head has an image path."""
+        return run_in_frame_chunks(self.forward_chunk, self.with_images(tokens, images), patch_start, image_hw,
+                                   self.frames_chunk_size)
 
 
 def run_in_frame_chunks(chunk_fn, tokens: dict, patch_start: int, image_hw: tuple[int, int], chunk: int):
@@ -185,7 +236,8 @@ def run_in_frame_chunks(chunk_fn, tokens: dict, patch_start: int, image_hw: tupl
     return torch.cat(parts, dim=1)
 
 
-def predict(conv1: nn.Conv2d, conv2: nn.Sequential, x: Tensor, image_hw: tuple[int, int]) -> Tensor:
-    """Output stage: 3x3 conv, bilinear resize to the image, UV embedding, final convs."""
-    x = F.interpolate(conv1(x), size=image_hw, mode="bilinear", align_corners=True)
-    return conv2(add_uv_embedding(x, image_hw, inplace=True))
+def predict(conv1: nn.Conv2d, conv2: nn.Sequential, x: Tensor, image_hw: tuple[int, int],
+            refine: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """Output stage: 3x3 conv, bilinear resize to the image, UV embedding, [`refine`,] final convs."""
+    x = add_uv_embedding(F.interpolate(conv1(x), size=image_hw, mode="bilinear", align_corners=True), image_hw, inplace=True)
+    return conv2(x if refine is None else refine(x))

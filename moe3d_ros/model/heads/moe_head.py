@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import VGGTConfig
-from .dpt_head import DPTHead, activate_depth, add_uv_embedding, predict
+from .dpt_head import IMAGE_KEY, DPTHead, activate_depth, add_uv_embedding, predict
 
 EXPERT_MODULES = {"output": ("output_conv2",), "fusion": ("refinenet1", "output_conv1", "output_conv2")}
 
@@ -94,9 +94,6 @@ class GateNet(nn.Module):
         return self.conv2(x)
 
 
-IMAGE_KEY = "image"  # entry of the head's input dict that carries the frames, for a gate that reads them
-
-
 class MoEDepthHead(DPTHead):
     def __init__(self, cfg: VGGTConfig) -> None:
         super().__init__(cfg, output_dim=2)
@@ -127,12 +124,14 @@ class MoEDepthHead(DPTHead):
             x = self.scratch.refinenet1(x, maps[0])
             x = F.interpolate(self.scratch.output_conv1(x), size=image_hw, mode="bilinear", align_corners=True)
             shared = add_uv_embedding(x, image_hw, inplace=True)
+            refine = self.output_stage(tokens)
+            shared = shared if refine is None else refine(shared)
             raw = torch.stack([expert["output_conv2"](shared) for expert in self.experts], dim=1)
             gate_in = shared
         else:
             raw = torch.stack(
                 [
-                    predict(e["output_conv1"], e["output_conv2"], e["refinenet1"](x, maps[0]), image_hw)
+                    predict(e["output_conv1"], e["output_conv2"], e["refinenet1"](x, maps[0]), image_hw, self.output_stage(tokens))
                     for e in self.experts
                 ],
                 dim=1,
@@ -147,11 +146,11 @@ class MoEDepthHead(DPTHead):
 
     def mixture(self, tokens: dict[int, Tensor], patch_start: int, image_hw: tuple[int, int], images: Tensor | None = None) -> MixtureOutput:
         """`images` [B, S, 3, H, W] in [0, 1]: needed when the gate reads the image (moe.gate_image)."""
-        if self.gate_image:
+        if self.gate_image and self.image_path is None:
             if images is None:
                 raise ValueError("this MoE head's gate reads the input image: pass images to mixture()")
             tokens = {**tokens, IMAGE_KEY: images}
-        raw, logits = self.forward(tokens, patch_start, image_hw)
+        raw, logits = self.forward(tokens, patch_start, image_hw, images)
         depth, conf = activate_depth(raw.flatten(0, 2))
         expert_depth, expert_conf = depth.unflatten(0, raw.shape[:3]), conf.unflatten(0, raw.shape[:3])
         logits = logits / self.temperature
