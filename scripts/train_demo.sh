@@ -1,38 +1,69 @@
 #!/usr/bin/env bash
-# Reproduces the bundled demo models on the CPU (about 2 h 20 min on 2 cores, from the measured
-# seconds per step of each stage; README, "The demo model"):
-#   1. the demo preset with the plain DPT depth head, whole model trained from scratch;
-#   2a. the baseline: its DPT head trained on, backbone frozen, for the MoE head's budget;
-#   2b. MoE3D: a 4-expert MoE head initialised from step 1's DPT head, trained with a
-#       winner-takes-all warm-up, then the mixture NLL and the entropy regulariser, backbone frozen.
-# Then copies 2b to moe3d_ros/models/demo and 2a to moe3d_ros/models/demo_dpt, and scores both
-# on the held-out synthetic scenes of the natural world (reports/synthetic, the README's table)
-# and of the hard, op-art world (reports/synthetic_hard, the robustness row).
-# Usage: bash scripts/train_demo.sh [runs folder, default runs]
-# TRAIN_SET adds --set overrides to every stage, e.g. TRAIN_SET="train.device=cuda data.workers=6"
-# (the batches depend only on the seed and the step, so any device sees the same data).
+# Trains the bundled demo pair in resumable stages (docs/demo-model.md; each stage at most 75 min
+# on 2 CPU cores, 2.5 h in all):
+#   pretrain  stage 1: the demo model (DPT head) from scratch on single frames at 84x112, batch 8
+#   windows   stage 2: the whole model on 4-frame windows at 168x224, with the camera head
+#   heads     stage 3: aggregator frozen; (a) the DPT baseline head and (b) the MoE head, trained side
+#             by side (one CPU thread each) for the same steps on the same data
+#   bundle    copies 3b to moe3d_ros/models/demo and 3a to moe3d_ros/models/demo_dpt
+#   evaluate  scores the pair on the 8 issue scenes and 16 more held-out seeds (plausible world)
+#             and on 8 scenes of the floating world (robustness): reports/synthetic*
+# Every stage picks up from the one before it and resumes from its own last checkpoint when run
+# again; a finished stage is skipped. Each stage's time goes to $RUNS/times.txt.
+# Usage: bash scripts/train_demo.sh [stage ...]   (default: all, in order; RUNS=runs)
+# TRAIN_SET adds --set overrides to every training stage, e.g. TRAIN_SET="train.device=cuda data.workers=6"
+# (a batch depends only on the seed and the step, so any device sees the same data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS="${1:-runs}"
+RUNS="${RUNS:-runs}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 overrides=()
 for item in ${TRAIN_SET:-}; do overrides+=(--set "$item"); done
+
+# train NAME CONFIG [--set ...]: runs/NAME from CONFIG, resumed from its latest checkpoint; skipped when done.
 train() {
-    local start=$SECONDS
-    "$PYTHON" -m moe3d_ros.cli.train "$@" "${overrides[@]}"
-    echo "train_demo: $1 took $(( (SECONDS - start) / 60 )) min"
+    local name=$1 config=$2 start=$SECONDS
+    shift 2
+    if [[ -f "$RUNS/$name/checkpoints/final/trainer_state.pt" ]]; then
+        echo "train_demo: $name already finished ($RUNS/$name/checkpoints/final)"
+        return
+    fi
+    "$PYTHON" -m moe3d_ros.cli.train "$config" --resume --set "output.dir=$RUNS/$name" "$@" "${overrides[@]}"
+    echo "$name $(( SECONDS - start )) s" >> "$RUNS/times.txt"
+    echo "train_demo: $name took $(( (SECONDS - start) / 60 )) min"
 }
 
-train config/demo_dpt.yaml --set "output.dir=$RUNS/demo_dpt"
-train config/demo_dpt_head.yaml --set "model.checkpoint=$RUNS/demo_dpt/checkpoints/final" --set "output.dir=$RUNS/demo_dpt_head"
-train config/demo_moe.yaml --set "model.checkpoint=$RUNS/demo_dpt/checkpoints/final" --set "output.dir=$RUNS/demo_moe"
+pretrain() { train demo_pretrain config/demo_pretrain.yaml; }
+windows() { train demo_dpt config/demo_dpt.yaml --set "model.checkpoint=$RUNS/demo_pretrain/checkpoints/final"; }
+heads() {
+    local backbone=(--set "model.checkpoint=$RUNS/demo_dpt/checkpoints/final")
+    OMP_NUM_THREADS=1 train demo_dpt_head config/demo_dpt_head.yaml "${backbone[@]}" > "$RUNS/demo_dpt_head.log" 2>&1 &
+    local baseline=$!
+    OMP_NUM_THREADS=1 train demo_moe config/demo_moe.yaml "${backbone[@]}" > "$RUNS/demo_moe.log" 2>&1 &
+    local moe=$! failed=0
+    wait $baseline || { failed=1; echo "train_demo: the DPT head failed, see $RUNS/demo_dpt_head.log" >&2; }
+    wait $moe || { failed=1; echo "train_demo: the MoE head failed, see $RUNS/demo_moe.log" >&2; }
+    return $failed
+}
+bundle() {
+    for pair in "demo_moe:demo" "demo_dpt_head:demo_dpt"; do
+        local run="${pair%%:*}" bundled="moe3d_ros/models/${pair##*:}"
+        mkdir -p "$bundled"
+        cp "$RUNS/$run/model/model.safetensors" "$RUNS/$run/model/config.json" "$bundled/"
+    done
+    echo "train_demo: demo models written to moe3d_ros/models/demo (MoE) and moe3d_ros/models/demo_dpt (DPT baseline)"
+}
+evaluate() {
+    local eval=("$PYTHON" -m moe3d_ros.cli.eval --protocol synthetic --frames 4)
+    "${eval[@]}" --scenes 8 --figures 2 --out reports/synthetic
+    "${eval[@]}" --scenes 16 --seed0 900100 --figures 0 --out reports/synthetic_more
+    "${eval[@]}" --scenes 8 --world floating --figures 1 --out reports/synthetic_floating
+}
 
-for pair in "demo_moe:demo" "demo_dpt_head:demo_dpt"; do
-    run="${pair%%:*}" bundled="moe3d_ros/models/${pair##*:}"
-    mkdir -p "$bundled"
-    cp "$RUNS/$run/model/model.safetensors" "$RUNS/$run/model/config.json" "$bundled/"
+STAGES=(pretrain windows heads bundle evaluate)
+for stage in "${@:-${STAGES[@]}}"; do
+    [[ " ${STAGES[*]} " == *" $stage "* ]] || { echo "unknown stage $stage (choose from: ${STAGES[*]})" >&2; exit 2; }
 done
-echo "demo models written to moe3d_ros/models/demo (MoE) and moe3d_ros/models/demo_dpt (DPT baseline)"
-"$PYTHON" -m moe3d_ros.cli.eval --protocol synthetic --scenes 8 --frames 4 --figures 2 --out reports/synthetic
-"$PYTHON" -m moe3d_ros.cli.eval --protocol synthetic --style hard --scenes 8 --frames 4 --figures 1 --out reports/synthetic_hard
-echo "train_demo: done in $(( SECONDS / 60 )) min"
+mkdir -p "$RUNS"
+for stage in "${@:-${STAGES[@]}}"; do "$stage"; done
+echo "train_demo: done"

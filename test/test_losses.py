@@ -185,6 +185,30 @@ def test_scale_invariant_loss_ignores_each_frames_scale_and_weighs_relative_erro
     assert scale_invariant_loss(pred, target, valid).item() == pytest.approx((18 / 19 + 18 / 19) / 39, rel=1e-9)
 
 
+def test_window_scope_keeps_one_unit_for_all_frames_of_a_window():
+    target = torch.rand(1, 2, 4, 5, dtype=torch.float64) + 0.5
+    valid = torch.ones_like(target, dtype=torch.bool)
+    one_scale = target * 3.0
+    assert scale_invariant_loss(one_scale, target, valid, "window").item() == pytest.approx(0.0, abs=1e-12)
+    two_scales = target * torch.tensor([3.0, 3.0 * math.e], dtype=torch.float64).view(1, 2, 1, 1)
+    assert scale_invariant_loss(two_scales, target, valid, "frame").item() == pytest.approx(0.0, abs=1e-12)
+    # frames a factor e apart: every log ratio is 0.5 from the window's mean
+    assert scale_invariant_loss(two_scales, target, valid, "window").item() == pytest.approx(0.5, rel=1e-9)
+
+
+def test_the_main_depth_loss_can_lead_and_the_likelihood_follow():
+    out, window = _output(), _window(1.0)
+    cfg = LossConfig(nll_weight=0.1, entropy_weight=0.0, scale_invariant_weight=1.0, scale_invariant_scope="window",
+                     gradient_matching_weight=1.0)
+    terms = compute_losses(out, window, cfg)
+    expected = 0.1 * terms["nll"] + terms["scale_invariant"] + terms["gradient_matching"]
+    assert terms["total"].item() == pytest.approx(expected.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="scale_invariant_scope"):
+        LossConfig(scale_invariant_scope="pixel")
+    with pytest.raises(ValueError, match="non-negative"):
+        LossConfig(nll_weight=-1.0)
+
+
 def test_scale_invariant_term_joins_the_total_only_with_a_weight():
     out, window = _output(), _window(1.0)
     assert "scale_invariant" not in compute_losses(out, window, LossConfig())

@@ -12,10 +12,12 @@ in that space, so the loss does not depend on the ground truth's global scale.
   ground truth (nearest .. farthest depth in a small window), so that next to an edge the experts
   hold the foreground and the background depth and on a surface they agree.
 - Optional, for an unfrozen backbone: VGGT-style depth-gradient loss and camera loss.
-- Optional: a per-frame scale-invariant log-depth L1. The confidence-weighted likelihood lets a
-  model give up on pixels it gets badly wrong (its gradient there is 1 / |error|), which is where
-  relative-error metrics such as AbsRel are decided (a near object predicted as the floor behind
-  it); this term weighs every pixel's relative error alike, up to one scale per frame.
+- Optional: a scale-invariant log-depth L1 (one scale per frame or per window) and multi-scale
+  gradient matching of the log depth: the main depth loss of the demo backbone. The
+  confidence-weighted likelihood lets a model give up on pixels it gets badly wrong (its gradient
+  there is 1 / |error|), which is where relative-error metrics such as AbsRel are decided (a near
+  object predicted as the floor behind it); these terms weigh every pixel's relative error alike,
+  and `nll_weight` below 1 makes the likelihood (which trains the confidence) the second term.
 """
 from __future__ import annotations
 
@@ -32,9 +34,12 @@ from ..model.geometry import cameras_to_pose_encoding, depth_to_world_points
 @dataclass(frozen=True)
 class LossConfig:
     likelihood: str = "laplace"  # or "gaussian"
+    nll_weight: float = 1.0  # the (mixture) likelihood with confidence; < 1 makes it second to the terms below
     entropy_weight: float = 1e-4
     gradient_weight: float = 0.0
     scale_invariant_weight: float = 0.0
+    scale_invariant_scope: str = "frame"  # one scale per "frame", or per "window" (frames keep one unit)
+    gradient_matching_weight: float = 0.0  # multi-scale gradient matching of the log depth (gradient_matching_loss)
     camera_weight: float = 0.0
     camera_iteration_decay: float = 0.6  # weight of refinement iteration i of n: decay^(n-1-i)
     winner_takes_all_steps: int = 0  # first steps: the MoE warm-up below instead of the mixture NLL
@@ -44,8 +49,12 @@ class LossConfig:
     def __post_init__(self) -> None:
         if self.likelihood not in ("laplace", "gaussian"):
             raise ValueError(f"likelihood {self.likelihood!r} unknown (use 'laplace' or 'gaussian')")
-        if min(self.entropy_weight, self.gradient_weight, self.scale_invariant_weight, self.camera_weight) < 0:
+        weights = (self.nll_weight, self.entropy_weight, self.gradient_weight, self.scale_invariant_weight,
+                   self.gradient_matching_weight, self.camera_weight)
+        if min(weights) < 0:
             raise ValueError("loss weights must be non-negative")
+        if self.scale_invariant_scope not in ("frame", "window"):
+            raise ValueError(f"loss.scale_invariant_scope {self.scale_invariant_scope!r} unknown (use 'frame' or 'window')")
         if self.winner_takes_all_steps < 0:
             raise ValueError("loss.winner_takes_all_steps must be >= 0")
         if self.warm_up_targets not in ("best", "local_quantiles"):
@@ -165,14 +174,17 @@ def gradient_loss(depth: Tensor, target: Tensor, valid: Tensor) -> Tensor:
     return 0.5 * (masked_mean(dx, valid_x) + masked_mean(dy, valid_y))
 
 
-def scale_invariant_loss(depth: Tensor, target: Tensor, valid: Tensor) -> Tensor:
-    """Mean |log(depth / target) - m| over valid pixels, m the frame's mean log ratio: each frame's
-    relative error up to one scale, as per-image scale-fitted metrics see it. [B, S, H, W]."""
+def scale_invariant_loss(depth: Tensor, target: Tensor, valid: Tensor, scope: str = "frame") -> Tensor:
+    """Mean |log(depth / target) - m| over valid pixels, m the mean log ratio of the frame (scope
+    "frame": each frame's relative error up to one scale, as per-image scale-fitted metrics see it)
+    or of the whole window (scope "window": the frames must also agree on one unit, as a fused cloud
+    and the node's window-to-window scale need). [B, S, H, W]."""
     log_ratio = torch.log(depth.clamp_min(1e-6)) - torch.log(torch.where(valid, target, torch.ones_like(target)))
     weights = valid.to(depth.dtype)
-    count = weights.sum(dim=(-2, -1), keepdim=True)
-    frame_shift = (log_ratio * weights).sum(dim=(-2, -1), keepdim=True) / count.clamp_min(1.0)
-    return masked_mean((log_ratio - frame_shift).abs(), valid)
+    dims = (-2, -1) if scope == "frame" else (-3, -2, -1)
+    count = weights.sum(dim=dims, keepdim=True)
+    shift = (log_ratio * weights).sum(dim=dims, keepdim=True) / count.clamp_min(1.0)
+    return masked_mean((log_ratio - shift).abs(), valid)
 
 
 def gradient_matching_loss(depth: Tensor, target: Tensor, valid: Tensor, scales: int = 4) -> Tensor:
@@ -216,7 +228,8 @@ class Targets:
 
 
 def compute_losses(output, targets: Targets, cfg: LossConfig, winner_takes_all: bool = False) -> dict[str, Tensor]:
-    """All loss terms of one step (keys: nll, entropy, [wta], [gradient], [scale_invariant], [camera], total).
+    """All loss terms of one step (keys: nll, entropy, [wta], [gradient], [scale_invariant],
+    [gradient_matching], [camera], total).
 
     `output` is the model's VGGTOutput; with the MoE head its mixture is used, with the plain
     DPT head the depth and confidence form a one-expert mixture. With `winner_takes_all` the
@@ -241,13 +254,16 @@ def compute_losses(output, targets: Targets, cfg: LossConfig, winner_takes_all: 
         )
     elif winner_takes_all:
         terms["wta"] = winner_takes_all_nll(expert_depth, expert_conf, log_gate, target, valid, cfg.likelihood)
-    total = terms["wta" if winner_takes_all else "nll"] + cfg.entropy_weight * terms["entropy"]
+    total = cfg.nll_weight * terms["wta" if winner_takes_all else "nll"] + cfg.entropy_weight * terms["entropy"]
     if cfg.gradient_weight > 0:
         terms["gradient"] = gradient_loss(output.depth, target, valid)
         total = total + cfg.gradient_weight * terms["gradient"]
     if cfg.scale_invariant_weight > 0:
-        terms["scale_invariant"] = scale_invariant_loss(output.depth, target, valid)
+        terms["scale_invariant"] = scale_invariant_loss(output.depth, target, valid, cfg.scale_invariant_scope)
         total = total + cfg.scale_invariant_weight * terms["scale_invariant"]
+    if cfg.gradient_matching_weight > 0:
+        terms["gradient_matching"] = gradient_matching_loss(output.depth, target, valid)
+        total = total + cfg.gradient_matching_weight * terms["gradient_matching"]
     if cfg.camera_weight > 0:
         if not output.pose_enc_list:
             raise ValueError("camera_weight > 0 needs the camera head in the forward pass")
@@ -268,6 +284,7 @@ __all__ = [
     "expert_log_likelihood",
     "gate_entropy",
     "gradient_loss",
+    "gradient_matching_loss",
     "local_quantile_nll",
     "local_quantile_targets",
     "mixture_nll",

@@ -1,0 +1,44 @@
+"""scripts/train_demo.sh runs its stages in order, each from the one before, resumes or skips what
+is done, and trains the two heads of stage 3 side by side (tiny settings: the script is under test)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ("model.preset=tiny train.steps=2 train.warmup_steps=1 train.batch_size=1 data.workers=0 data.synthetic_hw=[42,56] "
+        "data.target_width=56 output.checkpoint_every=1")
+
+
+def run_stages(runs: Path, *stages: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable, "RUNS": str(runs), "TRAIN_SET": TINY}
+    return subprocess.run(["bash", str(ROOT / "scripts" / "train_demo.sh"), *stages], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_stages_chain_resume_and_skip(tmp_path):
+    runs = tmp_path / "runs"
+    run = run_stages(runs, "pretrain", "windows", "heads")
+    assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-2000:]
+    configs = {name: json.loads((runs / name / "train_config.json").read_text())
+               for name in ("demo_pretrain", "demo_dpt", "demo_dpt_head", "demo_moe")}
+    assert configs["demo_pretrain"]["data"]["frames"] == 1 and configs["demo_pretrain"]["model"]["checkpoint"] is None
+    assert configs["demo_dpt"]["model"]["checkpoint"] == str(runs / "demo_pretrain" / "checkpoints" / "final")
+    for head in ("demo_dpt_head", "demo_moe"):  # both heads start from stage 2, aggregator frozen, same budget
+        assert configs[head]["model"]["checkpoint"] == str(runs / "demo_dpt" / "checkpoints" / "final")
+        assert configs[head]["train"]["backbone"] == "frozen" and configs[head]["train"]["steps"] == 2
+    assert configs["demo_moe"]["model"]["depth_head"] == "moe" and configs["demo_dpt_head"]["model"]["depth_head"] == "dpt"
+    times = (runs / "times.txt").read_text().split()
+    assert times[0::3] == ["demo_pretrain", "demo_dpt", "demo_dpt_head", "demo_moe"] or \
+        times[0::3] == ["demo_pretrain", "demo_dpt", "demo_moe", "demo_dpt_head"]
+    again = run_stages(runs, "pretrain")
+    assert again.returncode == 0 and "demo_pretrain already finished" in again.stdout
+
+
+def test_unknown_stage_is_refused(tmp_path):
+    run = run_stages(tmp_path / "runs", "pretrain", "fly")
+    assert run.returncode == 2 and "unknown stage fly" in run.stderr
+    assert not (tmp_path / "runs").exists()
