@@ -36,3 +36,18 @@ def test_the_gating_legend_lists_every_expert_with_its_share():
     for expert in range(3):  # each legend swatch is drawn in its expert's colour
         top = 60 - 14 * (3 - expert) - 2
         np.testing.assert_array_equal(image[top + 6, 8], GATING_PALETTE[expert])
+
+
+def test_every_caption_is_shown_whole_and_a_row_keeps_one_height():
+    from moe3d_ros.eval.render import caption_lines, panel
+
+    title = "MoE rel. error 0-0.25, AbsRel 0.1234"
+    lines = caption_lines(title, 224)
+    assert " ".join(lines) == title  # nothing cut
+    assert all(len(line) * 6 <= 224 - 6 for line in lines)
+    narrow = caption_lines(title, 100)
+    assert " ".join(narrow) == title and len(narrow) > len(lines)
+    tile = np.zeros((20, 100, 3), np.uint8)
+    picture = panel([[(title, tile), ("short", tile)], [("one", tile)]])
+    assert picture.shape[1] == 200  # two tiles wide; the short caption padded to the long one's height
+    assert picture.shape[0] == (14 * len(narrow) + 4 + 20) + (14 + 4 + 20)

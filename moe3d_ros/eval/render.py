@@ -57,19 +57,39 @@ def render_points(points: np.ndarray, colors: np.ndarray, pose: np.ndarray, intr
     return image
 
 
-def labelled(image: np.ndarray, label: str) -> np.ndarray:
-    """The image with a caption bar on top."""
-    bar = np.full((18, image.shape[1], 3), 255, np.uint8)
-    cv2.putText(bar, label[: max(1, image.shape[1] // 7)], (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+CAPTION_LINE = 14  # pixels per caption line
+CAPTION_CHAR = 6  # about the width of one character of the caption font (FONT_HERSHEY_SIMPLEX at 0.4)
+
+
+def caption_lines(label: str, width: int) -> list[str]:
+    """`label` broken into lines that fit `width` pixels, at word boundaries: a title is shown whole."""
+    per_line = max(1, (width - 6) // CAPTION_CHAR)
+    lines: list[str] = []
+    for word in label.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= per_line:
+            lines[-1] += " " + word
+        else:
+            lines += [word[i : i + per_line] for i in range(0, len(word), per_line)]
+    return lines or [""]
+
+
+def labelled(image: np.ndarray, label: str, lines: int = 1) -> np.ndarray:
+    """The image with a caption bar on top, `lines` lines high (at least the caption's own)."""
+    text = caption_lines(label, image.shape[1])
+    bar = np.full((CAPTION_LINE * max(lines, len(text)) + 4, image.shape[1], 3), 255, np.uint8)
+    for row, line in enumerate(text):
+        cv2.putText(bar, line, (3, 13 + CAPTION_LINE * row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     return np.vstack([bar, image])
 
 
 def panel(rows: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
-    """A grid of captioned images (all the same size) -> one RGB image."""
+    """A grid of captioned images (all the same size) -> one RGB image; every caption whole, the
+    captions of a row given the same height."""
     lines = []
     width = max(len(row) for row in rows)
     for row in rows:
-        tiles = [labelled(img, label) for label, img in row]
+        height = max(len(caption_lines(label, img.shape[1])) for label, img in row)
+        tiles = [labelled(img, label, height) for label, img in row]
         blank = np.full_like(tiles[0], 255)
         lines.append(np.hstack(tiles + [blank] * (width - len(tiles))))
     return np.vstack(lines)
