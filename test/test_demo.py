@@ -59,3 +59,5 @@ def test_demo_compare_runs_the_dpt_baseline_beside_and_draws_both(tmp_path):
     for caption in ("camera image", "MoE prediction x", "ground truth (same colours)", "MoE rel. error", "gating (expert shares)",
                     "DPT prediction x", "DPT rel. error", "MoE cloud, oblique view", "DPT cloud, oblique view"):
         assert any(tile.startswith(caption) for tile in tiles), (caption, tiles)
+    clouds = [tile for tile in tiles if "oblique view" in tile]
+    assert all("% of edge pixels mixed" in tile for tile in clouds), clouds  # the panel says how many points are strung

@@ -176,6 +176,20 @@ def cloud_points(msg) -> tuple[np.ndarray, np.ndarray]:
     return points, np.stack([(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255], axis=-1).astype(np.uint8)
 
 
+def mixed_note(depth: np.ndarray | None, gt: np.ndarray | None) -> str:
+    """', N% of edge pixels mixed': the share of the frame's depth-edge pixels whose depth lies
+    between the two sides (the points strung between an object and the wall), when it can be scored."""
+    from ..eval.metrics import mixed_pixel_ratio
+
+    if depth is None or gt is None or depth.shape != gt.shape:
+        return ""
+    try:
+        ratio = mixed_pixel_ratio(depth, gt)
+    except ValueError:  # no pixel valid in both
+        return ""
+    return f", {100 * ratio:.0f}% of edge pixels mixed" if np.isfinite(ratio) else ""
+
+
 def write_results(monitor: Monitor, out: Path, baseline: Monitor | None = None) -> tuple[list[str], list[str]]:
     """Writes cloud.ply and panel.png; returns the files written and the panel's tile captions.
 
@@ -216,9 +230,9 @@ def write_results(monitor: Monitor, out: Path, baseline: Monitor | None = None) 
     if baseline is not None and key in baseline.depths and gt is not None and gt.shape == depth.shape:
         rows.append([("DPT " + label, tile) for label, tile in depth_comparison(baseline.depths[key], gt)
                      if not label.startswith("ground truth")])
-    clouds = [("fused cloud, side view" if baseline is None else "MoE cloud, oblique view", cloud)]
+    clouds = [("fused cloud, side view" if baseline is None else "MoE cloud, oblique view" + mixed_note(depth, gt), cloud)]
     if baseline is not None and baseline.last.get("cloud") is not None:
-        clouds.append(("DPT cloud, oblique view", baseline.last["cloud"]))
+        clouds.append(("DPT cloud, oblique view" + mixed_note(baseline.depths.get(key), gt), baseline.last["cloud"]))
     if cloud is not None and len(points):
         k = np.array([[depth.shape[1] * 0.7, 0, depth.shape[1] / 2], [0, depth.shape[1] * 0.7, depth.shape[0] / 2], [0, 0, 1]])
         view = side_view(points[np.isfinite(points).all(axis=1)])  # one viewpoint for both clouds
