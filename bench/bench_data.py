@@ -82,6 +82,7 @@ def main() -> None:
     for batch, workers in runs:
         cfg = load_train_config(args.config, {"train.batch_size": batch, "train.device": args.device,
                                               "train.steps": 10**6, "data.workers": workers,
+                                              "model.checkpoint": None,  # speed does not depend on the weights
                                               "output.dir": tempfile.mkdtemp(), "output.tensorboard": False})
         made = sampler_rate(cfg, max(args.steps, 2 * workers))
         trained = training_rate(cfg, args.steps)

@@ -1,49 +1,44 @@
 #!/usr/bin/env bash
-# The MoE-recipe ablation (reports/studies/2026-11-26_moe_recipe_ablation.md): short runs on the bundled backbone.
-# Every variant trains 300 steps of 2-frame windows from moe3d_ros/models/demo_dpt (backbone
-# frozen), starting from config/demo_moe.yaml with the winner-takes-all warm-up scaled to 100
-# steps, then `moe3d-eval` scores it on the 8 held-out scenes against the DPT head trained the
-# same way (variant "dpt", run first when missing). About 5 minutes per variant on 2 CPU cores.
-# "end_to_end*" also train the backbone (at the step-1 learning rate); their baseline stays the
-# frozen-backbone DPT head, and "dpt_end_to_end" (the DPT head with the backbone trained the
-# same way, scored like a variant) says how much of their AbsRel is the backbone's training.
+# The MoE-stage ablation (docs/demo-model.md, reports/demo_ablation/): short runs on the bundled backbone.
+# Every variant trains $STEPS steps of $FRAMES-frame windows from moe3d_ros/models/demo_dpt (backbone
+# frozen) with config/demo_moe.yaml plus the variant's changes, then `moe3d-eval` scores it on the
+# 8 held-out scenes against the DPT head trained the same way (variant "dpt", run first when missing).
+# "end_to_end*" also train the backbone; their baseline stays the frozen-backbone DPT head, and
+# "dpt_end_to_end" (the DPT head with the backbone trained the same way, scored like a variant) says
+# how much of their AbsRel is the backbone's training. Earlier studies (reports/studies/) ran this
+# script's variants of their day on the backbone of their day.
 # Usage: bash scripts/demo_ablation.sh [variant ...]   (default: all)
 # Runs go to $RUNS (default runs/ablation), reports to $REPORTS/<variant> (reports/demo_ablation).
-# The recipe's own budget (1000 steps of 4-frame windows, 200 warm-up steps), all variants at once
-# on a GPU (each with one data worker; the GPU table of that study):
-#   STEPS=1000 FRAMES=4 WTA=200 DEVICE=cuda PARALLEL=1 bash scripts/demo_ablation.sh dpt recipe ...
+# All variants at once, each with one CPU thread (or on a GPU with DEVICE=cuda):
+#   PARALLEL=1 OMP_NUM_THREADS=1 bash scripts/demo_ablation.sh dpt recipe best_targets no_image
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-runs/ablation}"
 REPORTS="${REPORTS:-reports/demo_ablation}"
 PYTHON="${PYTHON:-.venv/bin/python}"
-STEPS="${STEPS:-300}" FRAMES="${FRAMES:-2}" WTA="${WTA:-100}" DEVICE="${DEVICE:-cpu}" PARALLEL="${PARALLEL:-0}"
+STEPS="${STEPS:-300}" FRAMES="${FRAMES:-2}" DEVICE="${DEVICE:-cpu}" PARALLEL="${PARALLEL:-0}"
 SCENES="${SCENES:-8}" FIGURES="${FIGURES:-1}"  # held-out scenes scored (4-frame windows), figures per report
 COMMON=(--set model.checkpoint=moe3d_ros/models/demo_dpt --set "train.steps=$STEPS" --set train.warmup_steps=20
-        --set "data.frames=$FRAMES" --set "loss.winner_takes_all_steps=$WTA" --set "train.device=$DEVICE"
+        --set "data.frames=$FRAMES" --set "train.device=$DEVICE"
         --set output.log_every=10 --set output.checkpoint_every=100000)
+DPT="model.depth_head=dpt train.lr=2e-4 loss.entropy_weight=0 loss.nll_weight=0.1"
 declare -A VARIANTS=(
-    [dpt]="model.depth_head=dpt train.lr=2e-4 loss.entropy_weight=0 loss.winner_takes_all_steps=0"
+    [dpt]="$DPT"
     [recipe]=""
-    [no_spread]="model.init_spread=0"
+    [best_targets]="loss.warm_up_targets=best loss.winner_takes_all_steps=100"
+    [no_quantile_targets]="loss.winner_takes_all_steps=0"
     [no_image]="model.moe.gate_image=false"
-    [no_wta]="loss.winner_takes_all_steps=0"
     [no_anneal]="train.gate_temperature_start=0"
+    [no_spread]="model.init_spread=0"
+    [no_gradient_matching]="loss.gradient_matching_weight=0"
     [k2]="model.moe.num_experts=2"
     [k8]="model.moe.num_experts=8"
-    [wide_spread]="model.init_spread=0.3"
-    [entropy_3e-3]="loss.entropy_weight=3e-3"
+    [gate4]="model.moe.gate_layers=4"
     [entropy_1e-2]="loss.entropy_weight=1e-2"
     [end_to_end]="train.backbone=full train.lr=5e-4"
-    [end_to_end_entropy_1e-2]="train.backbone=full train.lr=5e-4 loss.entropy_weight=1e-2"
-    [quantiles]="loss.warm_up_targets=local_quantiles"
-    [quantiles_throughout]="loss.warm_up_targets=local_quantiles loss.winner_takes_all_steps=1000000"
-    [quantiles_gate4]="loss.warm_up_targets=local_quantiles loss.winner_takes_all_steps=1000000 model.moe.gate_layers=4"
-    [end_to_end_quantiles_gate4]="train.backbone=full train.lr=5e-4 loss.warm_up_targets=local_quantiles loss.winner_takes_all_steps=1000000 model.moe.gate_layers=4"
-    [end_to_end_no_spread]="train.backbone=full train.lr=5e-4 model.init_spread=0"
-    [dpt_end_to_end]="model.depth_head=dpt train.backbone=full train.lr=5e-4 loss.entropy_weight=0 loss.winner_takes_all_steps=0"
+    [dpt_end_to_end]="$DPT train.backbone=full train.lr=5e-4"
 )
-ORDER=(dpt recipe no_spread no_image no_wta no_anneal k2 k8 wide_spread entropy_3e-3 entropy_1e-2 end_to_end end_to_end_entropy_1e-2 end_to_end_no_spread quantiles quantiles_throughout quantiles_gate4 end_to_end_quantiles_gate4 dpt_end_to_end)
+ORDER=(dpt recipe best_targets no_quantile_targets no_image no_anneal no_spread no_gradient_matching k2 k8 gate4 entropy_1e-2 end_to_end dpt_end_to_end)
 
 train_variant() {
     local name=$1 sets=()

@@ -17,18 +17,19 @@ def run_ablation(tmp_path: Path, *variants: str, **knobs: str) -> subprocess.Com
 
 
 def test_variants_train_in_parallel_and_are_scored_against_one_dpt_baseline(tmp_path):
-    run = run_ablation(tmp_path, "recipe", "quantiles_throughout",
-                       STEPS="2", FRAMES="2", WTA="1", SCENES="1", FIGURES="0", PARALLEL="1")
+    run = run_ablation(tmp_path, "recipe", "best_targets",
+                       STEPS="2", FRAMES="2", SCENES="1", FIGURES="0", PARALLEL="1")
     assert run.returncode == 0, run.stderr[-3000:]
     runs = tmp_path / "runs"
-    configs = {name: json.loads((runs / name / "train_config.json").read_text()) for name in ("dpt", "recipe", "quantiles_throughout")}
+    configs = {name: json.loads((runs / name / "train_config.json").read_text()) for name in ("dpt", "recipe", "best_targets")}
     assert configs["dpt"]["model"]["depth_head"] == "dpt" and configs["dpt"]["loss"]["entropy_weight"] == 0
-    assert configs["recipe"]["loss"]["warm_up_targets"] == "best" and configs["recipe"]["loss"]["winner_takes_all_steps"] == 1
-    assert configs["quantiles_throughout"]["loss"]["warm_up_targets"] == "local_quantiles"
+    assert configs["recipe"]["loss"]["warm_up_targets"] == "local_quantiles"  # config/demo_moe.yaml as it is
+    assert configs["recipe"]["loss"]["winner_takes_all_steps"] > 2
+    assert configs["best_targets"]["loss"]["warm_up_targets"] == "best" and configs["best_targets"]["loss"]["winner_takes_all_steps"] == 100
     for config in configs.values():  # the knobs reach every run, all start from the bundled backbone
         assert config["train"]["steps"] == 2 and config["data"]["frames"] == 2
         assert config["model"]["checkpoint"] == "moe3d_ros/models/demo_dpt"
-    for name in ("recipe", "quantiles_throughout"):
+    for name in ("recipe", "best_targets"):
         results = json.loads((tmp_path / "reports" / name / "results.json").read_text())
         assert results["meta"]["scenes"] == 1 and str(runs / "dpt" / "model") in results["meta"]["models"]
         assert {"moe_winner", "moe_mean", "dpt"} <= set(results["summary"])
@@ -38,7 +39,7 @@ def test_variants_train_in_parallel_and_are_scored_against_one_dpt_baseline(tmp_
 def test_unknown_variant_is_refused_with_the_choices(tmp_path):
     run = run_ablation(tmp_path, "no_such_variant")
     assert run.returncode == 2
-    assert "unknown variant no_such_variant" in run.stderr and "quantiles_throughout" in run.stderr
+    assert "unknown variant no_such_variant" in run.stderr and "best_targets" in run.stderr
     assert not (tmp_path / "runs").exists()
 
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from ros_harness import Diagnostics, NodeProcess, domain_id, make_small_model, ros_test_node, spin_until
+from ros_harness import Diagnostics, NodeProcess, domain_id, make_small_model, ros_test_node, spin_once, spin_until
 
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
@@ -59,6 +59,12 @@ def serve_one_window(ros_node, parameters: dict, log_dir) -> tuple[np.ndarray, n
         header = Header(frame_id="cam_optical_frame")
         stamp = time.time()
         header.stamp.sec, header.stamp.nanosec = int(stamp), int((stamp % 1) * 1e9)
+        deadline = time.monotonic() + 60  # the CameraInfo first: a frame without one is unprojected with
+        while diagnostics.value("moe3d: camera cam", "camera_info", "no") != "yes":  # the model's intrinsics
+            assert time.monotonic() < deadline, proc.output()[-3000:]
+            info_pub.publish(camera_info_msg(K, 160, 120, header))
+            for _ in range(10):
+                spin_once(ros_node, 0.05)
         rgb = np.random.default_rng(7).integers(0, 256, (120, 160, 3), dtype=np.uint8)
         deadline = time.monotonic() + 60
         while not (received["depth"] and received["points"]):  # input_qos auto re-subscribes once it sees the

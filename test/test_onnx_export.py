@@ -138,6 +138,9 @@ def test_moe3d_infer_runs_on_both_backends_with_the_same_results(exported_moe, t
     assert infer_cli.main(common[:2] + ["--frames", "2", "--backend", "onnxruntime", "--onnx-model", str(folder / "model.onnx")]) == 2
 
 
+CLOUD_METRICS = ("acc_", "comp_", "nc_")
+
+
 @pytest.mark.slow  # exports ONNX (12-30 s a file on 2 cores)
 def test_moe3d_eval_scores_an_export_as_it_scores_the_checkpoint(exported_moe, tmp_path):
     _, folder = exported_moe
@@ -149,8 +152,9 @@ def test_moe3d_eval_scores_an_export_as_it_scores_the_checkpoint(exported_moe, t
     assert set(actual) == set(expected) == {"moe_winner", "moe_mean"}
     for system, metrics in expected.items():
         assert set(actual[system]) == set(metrics) and {"abs_rel", "delta1", "boundary_f1"} <= set(metrics)
-        for name, value in metrics.items():
-            assert actual[system][name] == pytest.approx(value, rel=1e-3, abs=1e-6), (system, name)
+        for name, value in metrics.items():  # the cloud metrics go through a similarity fit of a random
+            rel = 1e-2 if name.startswith(CLOUD_METRICS) else 1e-3  # model's cloud: 1e-6 in depth moves them ~1e-3
+            assert actual[system][name] == pytest.approx(value, rel=rel, abs=1e-6), (system, name)
     assert "onnxruntime CPUExecutionProvider" in (tmp_path / "onnx" / "report.md").read_text()
 
 
