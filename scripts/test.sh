@@ -7,5 +7,5 @@ if [ ! -x .venv/bin/colcon ] || ! cmp -s constraints.txt .venv/constraints.insta
 # shellcheck disable=SC1091
 source .venv/bin/activate
 colcon build --base-paths . --event-handlers console_cohesion+
-colcon test --base-paths . --return-code-on-test-failure --event-handlers console_direct+ --pytest-args --durations=10
+colcon test --base-paths . --return-code-on-test-failure --event-handlers console_direct+ --pytest-args --durations=10 --run-slow
 colcon test-result --test-result-base build --verbose
