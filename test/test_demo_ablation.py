@@ -17,23 +17,20 @@ def run_ablation(tmp_path: Path, *variants: str, **knobs: str) -> subprocess.Com
 
 
 def test_variants_train_in_parallel_and_are_scored_against_one_dpt_baseline(tmp_path):
-    run = run_ablation(tmp_path, "recipe", "best_targets",
-                       STEPS="2", FRAMES="2", SCENES="1", FIGURES="0", PARALLEL="1")
+    run = run_ablation(tmp_path, "best_targets", STEPS="2", FRAMES="2", SCENES="1", FIGURES="0", PARALLEL="1")
     assert run.returncode == 0, run.stderr[-3000:]
-    runs = tmp_path / "runs"
-    configs = {name: json.loads((runs / name / "train_config.json").read_text()) for name in ("dpt", "recipe", "best_targets")}
+    runs = tmp_path / "runs"  # the DPT baseline is trained first because it is missing
+    configs = {name: json.loads((runs / name / "train_config.json").read_text()) for name in ("dpt", "best_targets")}
     assert configs["dpt"]["model"]["depth_head"] == "dpt" and configs["dpt"]["loss"]["entropy_weight"] == 0
-    assert configs["recipe"]["loss"]["warm_up_targets"] == "local_quantiles"  # config/demo_moe.yaml as it is
-    assert configs["recipe"]["loss"]["winner_takes_all_steps"] > 2
+    assert configs["best_targets"]["model"]["depth_head"] == "moe"
     assert configs["best_targets"]["loss"]["warm_up_targets"] == "best" and configs["best_targets"]["loss"]["winner_takes_all_steps"] == 100
     for config in configs.values():  # the knobs reach every run, all start from the bundled backbone
         assert config["train"]["steps"] == 2 and config["data"]["frames"] == 2
         assert config["model"]["checkpoint"] == "moe3d_ros/models/demo_dpt"
-    for name in ("recipe", "best_targets"):
-        results = json.loads((tmp_path / "reports" / name / "results.json").read_text())
-        assert results["meta"]["scenes"] == 1 and str(runs / "dpt" / "model") in results["meta"]["models"]
-        assert {"moe_winner", "moe_mean", "dpt"} <= set(results["summary"])
-        assert (runs / f"{name}.train_variant.log").is_file()
+    results = json.loads((tmp_path / "reports" / "best_targets" / "results.json").read_text())
+    assert results["meta"]["scenes"] == 1 and str(runs / "dpt" / "model") in results["meta"]["models"]
+    assert {"moe_winner", "moe_mean", "dpt"} <= set(results["summary"])
+    assert (runs / "best_targets.train_variant.log").is_file()
 
 
 def test_unknown_variant_is_refused_with_the_choices(tmp_path):
