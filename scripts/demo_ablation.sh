@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The MoE-stage ablation (docs/demo-model.md, reports/demo_ablation/): short runs on the bundled backbone.
+# The MoE-stage ablation (docs/demo-model.md, reports/demo_ablation_plausible/): short runs on the bundled backbone.
 # Every variant trains $STEPS steps of $FRAMES-frame windows from moe3d_ros/models/demo_dpt (backbone
 # frozen) with config/demo_moe.yaml plus the variant's changes, then `moe3d-eval` scores it on the
 # 8 held-out scenes against the DPT head trained the same way (variant "dpt", run first when missing).
@@ -8,13 +8,13 @@
 # how much of their AbsRel is the backbone's training. Earlier studies (reports/studies/) ran this
 # script's variants of their day on the backbone of their day.
 # Usage: bash scripts/demo_ablation.sh [variant ...]   (default: all)
-# Runs go to $RUNS (default runs/ablation), reports to $REPORTS/<variant> (reports/demo_ablation).
+# Runs go to $RUNS (default runs/ablation_plausible), reports to $REPORTS/<variant> (reports/demo_ablation_plausible).
 # All variants at once, each with one CPU thread (or on a GPU with DEVICE=cuda):
 #   PARALLEL=1 OMP_NUM_THREADS=1 bash scripts/demo_ablation.sh dpt recipe best_targets no_image
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS="${RUNS:-runs/ablation}"
-REPORTS="${REPORTS:-reports/demo_ablation}"
+RUNS="${RUNS:-runs/ablation_plausible}"
+REPORTS="${REPORTS:-reports/demo_ablation_plausible}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 STEPS="${STEPS:-300}" FRAMES="${FRAMES:-2}" DEVICE="${DEVICE:-cpu}" PARALLEL="${PARALLEL:-0}"
 SCENES="${SCENES:-8}" FIGURES="${FIGURES:-1}"  # held-out scenes scored (4-frame windows), figures per report
