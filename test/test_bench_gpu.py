@@ -19,7 +19,7 @@ def run_bench(script: str, out: Path, *args: str) -> None:
 
 
 def test_gpu_benchmark_smoke_on_the_cpu(tmp_path):
-    run_bench("bench_gpu.py", tmp_path, "--preset", "tiny", "--frames", "1,2", "--repeats", "1", "--device", "cpu",
+    run_bench("bench_gpu.py", tmp_path, "--preset", "demo", "--frames", "1,2", "--repeats", "1", "--device", "cpu",
               "--options", "+encoder cache,+CUDA graph")
     results = json.loads((tmp_path / "bench_gpu.json").read_text())
     assert set(results["forward"]) == {"1", "2"} and results["forward"]["2"]["ours_MoE_s"] > 0
@@ -31,7 +31,7 @@ def test_gpu_benchmark_smoke_on_the_cpu(tmp_path):
 
 
 def test_memory_benchmark_smoke_on_the_cpu(tmp_path):
-    run_bench("gpu_memory.py", tmp_path, "--device", "cpu", "--preset", "tiny", "--windows", "6", "--every", "3")
+    run_bench("gpu_memory.py", tmp_path, "--device", "cpu", "--preset", "demo", "--windows", "6", "--every", "3")
     results = json.loads((tmp_path / "gpu_memory.json").read_text())
     assert list(results["readings"]) == ["3", "6"] and results["encoder_cache_entries"] == 8  # 4 + one new frame a window
     assert "max_rss_mib" in results["growth_mib"]
