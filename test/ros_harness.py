@@ -134,6 +134,21 @@ def spin_until(node, predicate: Callable[[], bool], timeout: float, what: str, p
         spin_once(node, timeout_sec=0.05)
 
 
+def republish_until(node, publish: Callable[[], None], done: Callable[[], bool], every: float, what: str,
+                    proc: NodeProcess, timeout: float = 60) -> None:
+    """publish() every `every` seconds until done(): a message can be lost (a best-effort input, or
+    one sent while input_qos replaces a subscription). Fails at once when the node exits."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, proc.output()[-3000:]
+        publish()
+        try:
+            spin_until(node, done, every, what, proc)
+        except pytest.fail.Exception:
+            if proc.proc.poll() is not None:
+                raise
+
+
 @contextmanager
 def probe_node(domain_id: int, name: str):
     """A node of this process on `domain_id`, in its own rclpy context."""
