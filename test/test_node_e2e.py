@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from corrupt_images import png_with_broken_deflate
-from ros_harness import NUM_EXPERTS, NodeProcess, domain_id, make_small_model, ros_test_node, spin_once, spin_until
+from ros_harness import NUM_EXPERTS, NodeProcess, domain_id, make_small_model, republish_until, ros_test_node, spin_once, spin_until
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
@@ -119,16 +119,8 @@ class Harness:
     def publish_until(self, names: list[str], stamp_s: float, timeout: float = 60, ready=None, **kwargs) -> None:
         """Best-effort inputs can be lost: publish the frame again until its outputs arrive
         (and `ready()` holds, when given). Repeats of a received frame are dropped as duplicates."""
-        deadline = time.monotonic() + timeout
         done = lambda: all(self.by_stamp(n, stamp_s) for n in names) and (ready is None or ready())  # noqa: E731
-        while True:
-            self.publish(stamp_s, **kwargs)
-            try:
-                spin_until(self.node, done, 5, "outputs", self.proc)
-                return
-            except pytest.fail.Exception:
-                if time.monotonic() > deadline:
-                    raise
+        republish_until(self.node, lambda: self.publish(stamp_s, **kwargs), done, 5, "outputs", self.proc, timeout)
 
     def diagnostic(self, name: str) -> dict[str, str]:
         for array_msg in reversed(self.diagnostics):
@@ -213,13 +205,9 @@ def _publish_until_counted(harness, publish, camera: str, counter: str) -> None:
     """Inputs are best effort with depth 1: repeat a bad message until the node has counted it
     (in the camera's status, or the engine's for camera "engine")."""
     name = "moe3d: engine" if camera == "engine" else f"moe3d: camera {camera}"
-    before = int(harness.diagnostic(name).get(counter, 0))
-    deadline = time.monotonic() + 30
-    while int(harness.diagnostic(name).get(counter, 0)) <= before:
-        assert time.monotonic() < deadline, f"{counter} of {camera} never grew\n{harness.proc.output()[-3000:]}"
-        publish()
-        for _ in range(6):
-            spin_once(harness.node, timeout_sec=0.05)
+    count = lambda: int(harness.diagnostic(name).get(counter, 0))  # noqa: E731
+    before = count()
+    republish_until(harness.node, publish, lambda: count() > before, 0.3, f"{counter} of {camera} to grow", harness.proc, 30)
 
 
 def test_bad_inputs_are_dropped_counted_and_the_node_keeps_serving(harness):
