@@ -103,7 +103,8 @@ def train(head: torch.nn.Module, tokens: torch.Tensor, frames: dict[str, torch.T
             out = head.mixture(token_dict(tokens[pick], layers), 0, hw, frames["images"][pick][:, None])
             log_gate = out.log_gate
             if step < args.wta_steps and args.warm_up == "local_quantiles":
-                loss = local_quantile_nll(out.expert_depth, out.expert_conf, log_gate, target, valid, "laplace", QUANTILE_WINDOW)
+                loss = local_quantile_nll(out.expert_depth, out.expert_conf, log_gate, target, valid, "laplace",
+                                          QUANTILE_WINDOW, args.quantile_step_ratio)
             elif step < args.wta_steps:
                 loss = winner_takes_all_nll(out.expert_depth, out.expert_conf, log_gate, target, valid, "laplace")
             else:
@@ -172,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experts", type=int, default=2)
     parser.add_argument("--warm-up", default="local_quantiles", choices=("local_quantiles", "best"),
                         help="MoE: local-quantile targets or relaxed winner-takes-all, for --wta-steps")
+    parser.add_argument("--quantile-step-ratio", type=float, default=0.0,
+                        help="MoE: the local quantiles only where the square holds a depth step above this ratio (0: everywhere)")
     parser.add_argument("--wta-steps", type=int, default=10**9, help="MoE: steps of the warm-up objective (then the mixture NLL)")
     parser.add_argument("--entropy-weight", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)

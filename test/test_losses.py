@@ -301,6 +301,24 @@ def test_local_quantiles_split_at_an_edge_and_agree_on_surfaces():
     assert row[1, 5] == 1.0 and row[1, 6] == 2.0  # the median follows the majority of the square
 
 
+def test_local_quantiles_with_a_step_ratio_agree_on_a_sloped_surface_and_split_at_a_step():
+    """A floor-like ramp (5% per pixel) beside a 2x step: without the ratio the experts of a ramp
+    pixel sit the square's depth range apart; with it they learn the pixel's own depth, and at the
+    step they still learn both sides."""
+    column = torch.arange(12, dtype=torch.float64)
+    depth = torch.where(column < 6, 1.05**column, 2.0 * 1.05**column).expand(1, 1, 6, 12).clone()
+    valid = torch.ones_like(depth, dtype=torch.bool)
+    plain = local_quantile_targets(depth, valid, num_experts=2, window=3)
+    stepped = local_quantile_targets(depth, valid, num_experts=2, window=3, step_ratio=1.1)
+    ramp = (slice(None), slice(None), slice(None), slice(None), slice(0, 4))
+    assert torch.all(plain[ramp][..., 0, :, 1:] < depth[..., 1:4])  # the ramp: nearest below the own depth
+    assert torch.all(stepped[ramp] == depth[..., None, :, 0:4])  # with the ratio: the own depth
+    assert torch.equal(stepped[..., 5:7], plain[..., 5:7])  # the two pixels of the step: both sides
+    assert stepped[0, 0, 0, 3, 5] < 1.3 < 2.0 < stepped[0, 0, 1, 3, 5]
+    with pytest.raises(ValueError, match="quantile_step_ratio"):
+        LossConfig(quantile_step_ratio=0.9)
+
+
 def test_local_quantiles_ignore_invalid_pixels():
     depth, valid = _step_edge()
     depth[..., 6:] = float("nan")

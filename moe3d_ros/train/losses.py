@@ -45,6 +45,7 @@ class LossConfig:
     winner_takes_all_steps: int = 0  # first steps: the MoE warm-up below instead of the mixture NLL
     warm_up_targets: str = "best"  # "best": relaxed winner-takes-all; "local_quantiles": see local_quantile_nll
     quantile_window: int = 9  # pixels, odd: the square whose ground-truth quantiles the experts learn
+    quantile_step_ratio: float = 0.0  # > 1: the quantiles only where the square holds a depth step above it (local_quantile_targets)
 
     def __post_init__(self) -> None:
         if self.likelihood not in ("laplace", "gaussian"):
@@ -61,6 +62,8 @@ class LossConfig:
             raise ValueError(f"loss.warm_up_targets {self.warm_up_targets!r} unknown (use 'best' or 'local_quantiles')")
         if self.quantile_window < 3 or self.quantile_window % 2 == 0:
             raise ValueError(f"loss.quantile_window must be an odd number of pixels >= 3, got {self.quantile_window}")
+        if self.quantile_step_ratio != 0.0 and self.quantile_step_ratio <= 1.0:
+            raise ValueError(f"loss.quantile_step_ratio must be 0 (off) or a depth ratio > 1, got {self.quantile_step_ratio}")
 
 
 def normalisation_scale(depth: Tensor, valid: Tensor, extrinsics: Tensor, intrinsics: Tensor) -> Tensor:
@@ -122,21 +125,43 @@ def winner_takes_all_nll(expert_depth: Tensor, expert_conf: Tensor, log_gate: Te
 QUANTILE_GATE_TOLERANCE = math.log(1.025)
 
 
-def local_quantile_targets(target: Tensor, valid: Tensor, num_experts: int, window: int) -> Tensor:
+def local_quantile_targets(target: Tensor, valid: Tensor, num_experts: int, window: int, step_ratio: float = 0.0) -> Tensor:
     """[..., K, H, W]: for expert k the k / (K - 1) quantile of the valid ground truth in the
     window x window square around each pixel (expert 0 the nearest depth, K - 1 the farthest).
+    With step_ratio > 1 only where the square holds two valid neighbours whose depths differ by
+    more than that ratio; elsewhere every expert's target is the pixel's own depth, so on a sloped
+    surface the experts agree instead of sitting half the square's depth range apart.
     target/valid [..., H, W]; NaN where the square holds no valid pixel."""
     *lead, height, width = target.shape
     pad = window // 2
     depth = torch.where(valid, target, torch.full_like(target, float("nan"))).reshape(-1, 1, height, width)
     patches = F.unfold(F.pad(depth, (pad, pad, pad, pad), value=float("nan")), window)  # [N, w*w, H*W]
     levels = torch.linspace(0.0, 1.0, num_experts, dtype=target.dtype, device=target.device)
-    quantiles = torch.nanquantile(patches, levels, dim=1)  # [K, N, H*W]
-    return quantiles.transpose(0, 1).reshape(*lead, num_experts, height, width)
+    quantiles = torch.nanquantile(patches, levels, dim=1).reshape(num_experts, -1, 1, height, width)  # [K, N, 1, H, W]
+    if step_ratio > 0:
+        near_step = F.max_pool2d(depth_steps(depth, step_ratio).to(depth.dtype), window, stride=1, padding=pad) > 0
+        quantiles = torch.where(near_step, quantiles, depth)
+    return quantiles.squeeze(2).transpose(0, 1).reshape(*lead, num_experts, height, width)
+
+
+def depth_steps(depth: Tensor, ratio: float) -> Tensor:
+    """[N, 1, H, W] bool: the pixel and a valid 4-neighbour differ in depth by more than `ratio`
+    (NaN marks an invalid pixel); both pixels of such a pair are marked."""
+    log_depth = depth.clamp_min(1e-6).log()
+    threshold = math.log(ratio)
+    steps = torch.zeros_like(depth, dtype=torch.bool)
+    across = (log_depth[..., :, 1:] - log_depth[..., :, :-1]).abs() > threshold  # NaN compares False
+    down = (log_depth[..., 1:, :] - log_depth[..., :-1, :]).abs() > threshold
+    steps[..., :, 1:] |= across
+    steps[..., :, :-1] |= across
+    steps[..., 1:, :] |= down
+    steps[..., :-1, :] |= down
+    return steps
 
 
 def local_quantile_nll(
-    expert_depth: Tensor, expert_conf: Tensor, log_gate: Tensor, target: Tensor, valid: Tensor, kind: str, window: int
+    expert_depth: Tensor, expert_conf: Tensor, log_gate: Tensor, target: Tensor, valid: Tensor, kind: str, window: int,
+    step_ratio: float = 0.0,
 ) -> Tensor:
     """Warm-up with fixed roles (cf. SMD-Nets' foreground/background modes): expert k learns the
     k / (K - 1) local quantile of the ground truth (local_quantile_targets), so next to a depth
@@ -149,7 +174,7 @@ def local_quantile_nll(
     num_experts = expert_depth.shape[-3]
     if num_experts == 1:
         return masked_mean(-expert_log_likelihood(expert_depth, expert_conf, target, kind).squeeze(-3), valid)
-    quantiles = local_quantile_targets(target, valid, num_experts, window)
+    quantiles = local_quantile_targets(target, valid, num_experts, window, step_ratio)
     quantiles = torch.where(valid.unsqueeze(-3), quantiles, torch.ones_like(quantiles))  # a valid pixel is in its own window
     expert_term = -expert_log_likelihood(expert_depth, expert_conf, quantiles, kind).mean(dim=-3)
     distance = (quantiles.log() - torch.where(valid, target, torch.ones_like(target)).log().unsqueeze(-3)).abs()
@@ -250,7 +275,8 @@ def compute_losses(output, targets: Targets, cfg: LossConfig, winner_takes_all: 
     }
     if winner_takes_all and cfg.warm_up_targets == "local_quantiles":
         terms["wta"] = local_quantile_nll(
-            expert_depth, expert_conf, log_gate, target, valid, cfg.likelihood, cfg.quantile_window
+            expert_depth, expert_conf, log_gate, target, valid, cfg.likelihood, cfg.quantile_window,
+            cfg.quantile_step_ratio,
         )
     elif winner_takes_all:
         terms["wta"] = winner_takes_all_nll(expert_depth, expert_conf, log_gate, target, valid, cfg.likelihood)
