@@ -21,14 +21,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true",
-                     help="also run the tests marked slow (torch.compile, ONNX export); scripts/test.sh does")
+                     help="also run the tests marked slow (torch.compile, ONNX export, training runs); scripts/test.sh does")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked slow are skipped unless --run-slow is given, so `pytest -m "not e2e"` is the fast tier."""
     if config.getoption("--run-slow"):
         return
-    skip = pytest.mark.skip(reason="slow (torch.compile or ONNX export): run with --run-slow, as scripts/test.sh does")
+    skip = pytest.mark.skip(reason="slow (torch.compile, ONNX export or a training run): run with --run-slow, as scripts/test.sh does")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,3 +72,20 @@ def test_head_mechanism_trains_both_heads_on_the_same_tokens_and_scores_them(tmp
         assert np.isfinite(results[head]["abs_rel"]) and 0.0 <= results[head]["flying_ratio"] <= 1.0
     assert results["moe_over_dpt"]["abs_rel"] == results["moe"]["abs_rel"] / results["dpt"]["abs_rel"]
     assert abs(sum(results["moe"]["expert_shares"]) - 1.0) < 1e-6 and len(results["moe"]["expert_shares"]) <= 2
+
+
+@pytest.mark.slow
+def test_head_mechanism_short_run_the_winner_steps_where_the_regression_head_blends(tmp_path):
+    """The mechanism's short version (150 steps, 32 frames at 56x84, about a minute): on the same
+    tokens, which hold both sides' depths but not where the edge runs, the MoE winner leaves fewer
+    mixed pixels and finds more 1 px depth edges than the DPT head, with both experts winning.
+    Seeds 0-2 gave 0.37-0.61x mixed pixels and 1.6-2.7x edge F1 here; AbsRel (0.92-1.45x at this
+    budget) is the full run's to report, not this test's."""
+    results_path = tmp_path / "mechanism.json"
+    run_script("head_mechanism.py", "--quantile-step-ratio", "1.1", "--steps", "150", "--train-frames", "32",
+               "--eval-frames", "8", "--height", "56", "--width", "84", "--json", str(results_path))
+    results = json.loads(results_path.read_text())
+    ratios = results["moe_over_dpt"]
+    assert ratios["mixed_pixel_ratio"] <= 0.8, results
+    assert ratios["boundary_f1_1px"] >= 1.3, results
+    assert min(results["moe"]["expert_shares"]) >= 0.1, results
