@@ -28,6 +28,7 @@ declare -A VARIANTS=(
     [best_targets]="loss.warm_up_targets=best loss.winner_takes_all_steps=100"
     [no_quantile_targets]="loss.winner_takes_all_steps=0"
     [quantile_steps]="loss.quantile_step_ratio=1.1"
+    [quantile_steps_1.05]="loss.quantile_step_ratio=1.05"
     [no_image]="model.moe.gate_image=false"
     [no_anneal]="train.gate_temperature_start=0"
     [no_spread]="model.init_spread=0"
@@ -39,7 +40,7 @@ declare -A VARIANTS=(
     [end_to_end]="train.backbone=full train.lr=5e-4"
     [dpt_end_to_end]="$DPT train.backbone=full train.lr=5e-4"
 )
-ORDER=(dpt recipe best_targets no_quantile_targets quantile_steps no_image no_anneal no_spread no_gradient_matching k2 k8 gate4 entropy_1e-2 end_to_end dpt_end_to_end)
+ORDER=(dpt recipe best_targets no_quantile_targets quantile_steps quantile_steps_1.05 no_image no_anneal no_spread no_gradient_matching k2 k8 gate4 entropy_1e-2 end_to_end dpt_end_to_end)
 
 train_variant() {
     local name=$1 sets=()
