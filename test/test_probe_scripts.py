@@ -62,8 +62,8 @@ def test_backbone_use_probe_scores_the_model_with_its_aggregator_branches_off():
 
 
 def test_head_mechanism_trains_both_heads_on_the_same_tokens_and_scores_them(tmp_path):
-    """A smoke run of scripts/head_mechanism.py (the issue-20 mechanism experiment; its targets are
-    not reached yet, see docs/demo-model.md): both heads train, are scored, and the ratios are theirs."""
+    """A smoke run of scripts/head_mechanism.py (4 steps, through the mixture-NLL phase too): both
+    heads train, are scored, and the ratios are theirs. The ratios themselves: the short run below."""
     results_path = tmp_path / "mechanism.json"
     run_script("head_mechanism.py", "--steps", "4", "--wta-steps", "2", "--train-frames", "8", "--eval-frames", "2",
                "--height", "56", "--width", "84", "--json", str(results_path))
