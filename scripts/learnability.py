@@ -147,6 +147,20 @@ def append_csv(path: Path, row: dict[str, float]) -> None:
         writer.writerow(row)
 
 
+def drop_rows_after(path: Path, step: int) -> None:
+    """Drop the rows a stopped run logged after its last checkpoint: the resumed run logs those steps again."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    kept = [row for row in rows if int(row["step"]) <= step]
+    if len(kept) < len(rows):
+        with open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, list(rows[0]))
+            writer.writeheader()
+            writer.writerows(kept)
+
+
 def loss_of(pred: Tensor, depth: Tensor, valid: Tensor) -> Tensor:
     return scale_invariant_loss(pred, depth, valid) + gradient_matching_loss(pred, depth, valid)
 
@@ -166,6 +180,8 @@ def train(args: argparse.Namespace) -> None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed = int(state["step"]), float(state["elapsed"])
+        for log in ("train.csv", "eval.csv"):
+            drop_rows_after(run / log, step)
         print(f"resumed {run} at step {step}", flush=True)
     (run / "config.json").write_text(json.dumps({**vars(args), "parameters": sum(p.numel() for p in model.parameters())}, indent=2))
     sampler = WindowSampler(window_size=1, target_width=224, augment=Augmentation(), seed=0,
