@@ -14,8 +14,8 @@ quantile of the depth where its 15 px square holds a depth step above 5%: local_
 elsewhere both learn the pixel's own depth, so they agree on a sloped floor) and its gate, reading
 the image, can switch at the edge: its winner steps. Both heads are the package's own
 (model/heads), trained with the package's losses (a Laplace NLL with confidence for the DPT
-head; the local-quantile objective and a gate-entropy term for the MoE head); scored on held-out frames with the evaluation's metrics,
-mixed pixels and the 1 px edge F1 among them.
+head; the local-quantile objective and a gate-entropy term for the MoE head); scored on held-out
+frames with the evaluation's metrics, mixed pixels and the 1 px edge F1 among them.
 
     python scripts/head_mechanism.py                      # the study's run (about 15 minutes on one CPU core)
     python scripts/head_mechanism.py --steps 4 --train-frames 8 --eval-frames 2 --height 56 --width 84   # seconds

@@ -131,7 +131,8 @@ def local_quantile_targets(target: Tensor, valid: Tensor, num_experts: int, wind
     With step_ratio > 1 only where the square holds two valid neighbours whose depths differ by
     more than that ratio; elsewhere every expert's target is the pixel's own depth, so on a sloped
     surface the experts agree instead of sitting half the square's depth range apart.
-    target/valid [..., H, W]; NaN where the square holds no valid pixel."""
+    target/valid [..., H, W]; NaN where the square holds no valid pixel (with step_ratio, also at
+    an invalid pixel away from a step)."""
     *lead, height, width = target.shape
     pad = window // 2
     depth = torch.where(valid, target, torch.full_like(target, float("nan"))).reshape(-1, 1, height, width)
@@ -146,7 +147,8 @@ def local_quantile_targets(target: Tensor, valid: Tensor, num_experts: int, wind
 
 def depth_steps(depth: Tensor, ratio: float) -> Tensor:
     """[N, 1, H, W] bool: the pixel and a valid 4-neighbour differ in depth by more than `ratio`
-    (NaN marks an invalid pixel); both pixels of such a pair are marked."""
+    (NaN marks an invalid pixel); both pixels of such a pair are marked. The torch twin of
+    eval.metrics._step_pixels (NumPy, for scoring), so that targets are built on the training device."""
     log_depth = depth.clamp_min(1e-6).log()
     threshold = math.log(ratio)
     steps = torch.zeros_like(depth, dtype=torch.bool)
