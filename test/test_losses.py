@@ -51,6 +51,25 @@ def test_gaussian_mixture_nll_of_a_known_two_component_mixture():
     assert nll.item() == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["log_gaussian", "log_laplace"])
+def test_log_depth_mixture_nll_is_the_mixture_of_the_log_depth(kind):
+    """MDA's form: densities of log depth, so an error costs its ratio: the NLL of (mu, t) is the
+    plain mixture NLL of (log mu, log t); invalid zeros stay finite and do not count."""
+    mu, conf, weights = [1.0, 4.0], [2.0, 5.0], [0.4, 0.6]
+    target = torch.tensor([[[3.0, 0.0]]], dtype=torch.float64)
+    valid = torch.tensor([[[True, False]]])
+    two = lambda values: torch.tensor(values, dtype=torch.float64).view(1, -1, 1, 1).expand(1, -1, 1, 2)  # noqa: E731
+    nll = mixture_nll(two(mu), two(conf), torch.log(two(weights)), target, valid, kind)
+    plain = mixture_nll(torch.log(_pixel(mu)), _pixel(conf), torch.log(_pixel(weights)), torch.log(target[..., :1]),
+                        valid[..., :1], kind.removeprefix("log_"))
+    assert torch.isfinite(nll) and nll.item() == pytest.approx(plain.item(), rel=1e-12)
+    near = mixture_nll(_pixel([1.0]), _pixel([1.0]), torch.zeros(1, 1, 1, 1, dtype=torch.float64),
+                       torch.tensor([[[2.0]]], dtype=torch.float64), valid[..., :1], kind)
+    far = mixture_nll(_pixel([10.0]), _pixel([1.0]), torch.zeros(1, 1, 1, 1, dtype=torch.float64),
+                      torch.tensor([[[20.0]]], dtype=torch.float64), valid[..., :1], kind)
+    assert near.item() == pytest.approx(far.item(), rel=1e-12)  # a factor of 2 costs the same at any range
+
+
 def test_nll_is_stable_for_huge_errors():
     target = torch.tensor([[[1e4]]])
     nll = mixture_nll(_pixel([0.0, 1.0]).float(), _pixel([50.0, 50.0]).float(), torch.log(_pixel([0.5, 0.5])).float(), target,

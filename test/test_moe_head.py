@@ -36,7 +36,7 @@ def _dpt_depth(published_file, images):
         return model.eval()(images, heads=("depth",))
 
 
-@pytest.mark.parametrize("scope", ["output", "fusion"])
+@pytest.mark.parametrize("scope", ["output", "fusion", "density"])
 @pytest.mark.parametrize("fusion", ["winner", "mean"])
 @pytest.mark.parametrize("on_meta", [False, True])
 def test_fresh_moe_head_reproduces_the_dpt_head(fixture, published_file, scope, fusion, on_meta):
@@ -164,6 +164,41 @@ def test_whole_moe_model_round_trips(fixture, published_file, tmp_path, moe):
     images = fixture["cases"]["s1_126x98"]["images"]
     with torch.no_grad():
         torch.testing.assert_close(loaded(images).depth, model.eval()(images).depth, rtol=0, atol=0)
+
+
+def test_density_head_round_trips_and_is_not_mistaken_for_a_dpt_head(fixture, published_file, tmp_path):
+    """A trained mixture-density head has no expert or gate modules: its file must load as
+    itself, not be re-initialised from a DPT head."""
+    model = VGGT(preset("tiny").with_moe(MoEConfig(num_experts=3, scope="density")))
+    load_vggt_weights(model, published_file)
+    assert not model.depth_head.experts and model.depth_head.gate is None
+    torch.nn.init.normal_(model.depth_head.density[2].weight, std=0.5)  # components and weights that differ
+    folder = save_model(model, tmp_path / "density")
+    loaded, description = load_any(folder)
+    assert "initialised from" not in description
+    images = fixture["cases"]["s1_126x98"]["images"]
+    with torch.no_grad():
+        out, reference = loaded(images, heads=("depth",)), model.eval()(images, heads=("depth",))
+    torch.testing.assert_close(out.depth, reference.depth, rtol=0, atol=0)
+    assert out.mixture.expert_depth.shape[2] == 3
+
+
+def test_density_head_decodes_the_highest_weight_component(fixture, published_file):
+    """The decoded depth is one component's, never a blend: the winner's mean, picked by the
+    weight channels of the same last layer; spread offsets the means as for experts."""
+    model = VGGT(preset("tiny").with_moe(MoEConfig(num_experts=3, scope="density", fusion="winner")))
+    load_vggt_weights(model, published_file)
+    head = model.depth_head
+    images = fixture["cases"]["s1_126x98"]["images"]
+    with torch.no_grad():
+        copies = model.eval()(images, heads=("depth",)).mixture.expert_depth
+        head.spread_experts(0.1)
+        head.density[2].bias[6 + 2] = 5.0  # component 2 (the farthest) takes the weight everywhere
+        out = model(images, heads=("depth",))
+    for k, factor in enumerate((math.exp(-0.1), 1.0, math.exp(0.1))):
+        torch.testing.assert_close(out.mixture.expert_depth[:, :, k], copies[:, :, k] * factor, rtol=1e-5, atol=1e-6)
+    assert bool((out.mixture.winner == 2).all())
+    torch.testing.assert_close(out.depth, out.mixture.expert_depth[:, :, 2])
 
 
 def test_gate_that_reads_the_image_starts_uniform_and_places_switches_by_the_image(fixture):

@@ -66,6 +66,39 @@ def test_smoke_run_fits_one_window_and_the_gate_commits(tmp_path):
     assert (final / "model.safetensors").exists() and (final / "config.json").exists()
 
 
+def test_mixture_density_head_fits_one_window_end_to_end(tmp_path):
+    """MDA's form (one last layer emits 4 log-depth Gaussians; NLL in log depth, decoded by the top
+    weight) from random init on one fixed window: the loss can only fall by fitting it. Measured
+    with 1 and 2 threads: the mean NLL of the last 10 of 60 steps 1.26-1.27 below the first 10's
+    (0.69 -> -0.57); the bound keeps a margin of 2.5x."""
+    data = _config(
+        tmp_path,
+        model={"moe": {"num_experts": 4, "scope": "density", "temperature": 1.0}},
+        train={"steps": 60, "lr": 3e-3, "warmup_steps": 5},
+        loss={"likelihood": "log_gaussian", "entropy_weight": 0.0},
+        data={"synthetic_seeds": [7, 8], "augment": False, "frames": 1},
+        output={"dir": str(tmp_path / "run"), "log_every": 1, "checkpoint_every": 1000, "tensorboard": False},
+    )
+    _trainer(data).fit()
+    with open(tmp_path / "run" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    first, last = rows[:10], rows[-10:]
+    assert _mean(last, "nll") < _mean(first, "nll") - 0.5, (_mean(first, "nll"), _mean(last, "nll"))
+
+
+def test_crop_at_native_scale_sets_the_model_grid_and_is_checked(tmp_path):
+    """data.crop_hw: the model sees crop-sized windows of the frame at the frame's own scale
+    (zoom aside), with intrinsics that still project the ground truth exactly."""
+    cfg = config_from_dict(_config(tmp_path, data={"synthetic_hw": [84, 112], "crop_hw": [56, 56], "target_width": 56}))
+    window = build_sampler(cfg.data, 0).batch(0, 0, 2)
+    assert window.images.shape[-2:] == (56, 56) and window.depth.shape[-2:] == (56, 56)
+    focal = window.intrinsics[..., 0, 0]
+    full = 56.0 / (2 * torch.tan(torch.deg2rad(torch.tensor(35.0))))  # the 112 px camera's focal length: 80 px
+    assert bool((focal >= 2 * full * 0.99).all() and (focal <= 2 * full * 1.25 * 1.01).all())
+    with pytest.raises(ValueError, match="data.target_width to its width 56"):
+        config_from_dict(_config(tmp_path, data={"crop_hw": [56, 56], "target_width": 112}))
+
+
 @pytest.mark.parametrize("backbone", ["frozen", "full"])
 def test_resume_is_exact(tmp_path, backbone):
     """A run resumed from its step-3 checkpoint ends bit-identical to the uninterrupted run."""
@@ -156,7 +189,7 @@ def test_cli_reports_config_errors_by_name(tmp_path, caplog):
 
 
 def test_shipped_training_configs_parse():
-    paths = sorted((PROJECT_ROOT / "config").glob("train_*.yaml")) + sorted((PROJECT_ROOT / "config").glob("demo_*.yaml"))
+    paths = [path for pattern in ("train_*.yaml", "demo_*.yaml", "study_*.yaml") for path in sorted((PROJECT_ROOT / "config").glob(pattern))]
     assert len(paths) >= 4
     for path in paths:
         cfg = load_train_config(path)

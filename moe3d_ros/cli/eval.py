@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..data.blur import BlurCondition
 from ..data.sources import DatasetError
 from ..data.synthetic.config import WORLDS
 from ..data.synthetic.textures import TEXTURE_STYLES
@@ -57,6 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="synthetic: plausible (objects rest on something, robot cameras) or floating (the earlier world)")
     parser.add_argument("--seed0", type=int, default=P.SYNTHETIC_EVAL_SEED0,
                         help=f"synthetic: first held-out scene seed (>= {P.SYNTHETIC_EVAL_SEED0}: never trained on)")
+    parser.add_argument("--blur", type=float, default=0.0, metavar="SIGMA",
+                        help="Gaussian blur of the input images, sigma in pixels (ground truth unchanged)")
+    parser.add_argument("--motion-blur", type=float, default=0.0, metavar="PX",
+                        help="blur each frame along its own image motion to the next frame, median length PX pixels "
+                             "(multi-view protocols)")
     parser.add_argument("--max-scenes", type=int, default=0, help="stop after this many scenes (0: all)")
     parser.add_argument("--checkpoint", help="VGGT .pt/.safetensors, org/name, or our checkpoint folder; default: bundled demo models")
     parser.add_argument("--preset", default="vggt_1b", choices=sorted(PRESETS), help="architecture of a published file")
@@ -72,6 +78,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     check_backend_arguments(parser, args)
     if args.protocol != "synthetic" and args.data_root is None:
         parser.error(f"--protocol {args.protocol} needs --data-root")
+    if args.blur < 0 or args.motion_blur < 0:
+        parser.error("--blur and --motion-blur are lengths in pixels: give values >= 0")
+    if args.motion_blur > 0 and not P.MULTI_VIEW[args.protocol]:
+        parser.error(f"--motion-blur follows each frame's motion to the next view: --protocol {args.protocol} has single images")
     args.out = args.out or Path("reports") / args.protocol
     return args
 
@@ -116,14 +126,19 @@ def load_models(args: argparse.Namespace) -> tuple[dict[str, VGGT | OnnxModel], 
     return models, described
 
 
+def blur_condition(args: argparse.Namespace) -> BlurCondition:
+    return BlurCondition(sigma=args.blur, motion=args.motion_blur)
+
+
 def windows(args: argparse.Namespace, target_width: int):
+    blur = blur_condition(args)
     if args.protocol == "synthetic":
         yield from P.synthetic_windows(P.SyntheticProtocol(scenes=args.scenes, frames=args.frames, style=args.style, world=args.world,
-                                                          seed0=args.seed0), target_width)
+                                                          seed0=args.seed0), target_width, blur)
     elif args.protocol in ("7scenes", "nrgbd"):
-        yield from P.multiview_windows(args.protocol, args.data_root, args.density, target_width)
+        yield from P.multiview_windows(args.protocol, args.data_root, args.density, target_width, blur)
     else:
-        yield from P.monocular_windows(args.protocol, args.data_root, target_width)
+        yield from P.monocular_windows(args.protocol, args.data_root, target_width, args.blur)
 
 
 def fingerprint(args: argparse.Namespace, descriptions: list[str]) -> str:
@@ -190,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "protocol": args.protocol if args.protocol not in ("7scenes", "nrgbd") else f"{args.protocol} ({args.density})",
         "models": "; ".join(descriptions),
         "device": f"{evaluator.torch_device} {str(evaluator.dtype).removeprefix('torch.')}",
+        "condition": blur_condition(args).describe(),
         "scenes": len(per_scene),
         "frames": frames_seen,
         "notes": "metrics per frame after a per-image median scale fit, averaged per scene, then over scenes"

@@ -84,6 +84,10 @@ class Augmentation:
       stays exact. Each frame draws its own zoom, as if its focal length varied.
     - Colour: brightness, contrast and saturation factors uniform in [1 - x, 1 + x] and a hue
       rotation about the grey axis of up to `hue` turns, drawn per frame.
+    - Crop (optional): the zoomed window covers only `crop` (height, width) camera pixels at a
+      random position, so with a model width of `crop[1]` the model sees a part of the frame at
+      its native scale (zoom aside): the edges it learns are as wide as at full size, for the
+      cost of the crop's pixels.
     No flips: a mirrored image is not the view of any rigid camera motion.
     """
 
@@ -92,12 +96,15 @@ class Augmentation:
     saturation: float = 0.2
     hue: float = 0.02
     max_zoom: float = 1.25
+    crop: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not all(0 <= x < 1 for x in (self.brightness, self.contrast, self.saturation)):
             raise ValueError("brightness, contrast and saturation must be in [0, 1) (factors in [1 - x, 1 + x])")
         if not 0 <= self.hue <= 0.5 or self.max_zoom < 1:
             raise ValueError("hue must be in [0, 0.5] turns and max_zoom >= 1")
+        if self.crop is not None and min(self.crop) < 1:
+            raise ValueError(f"crop must be (height, width) in pixels, got {self.crop}")
 
     def apply(
         self, image: np.ndarray, depth: np.ndarray, valid: np.ndarray, intrinsics: Tensor, rng: np.random.Generator
@@ -105,7 +112,8 @@ class Augmentation:
         """One frame (image uint8 [H, W, 3], depth, valid, K) -> the augmented frame (a crop of it)."""
         height, width = depth.shape
         zoom = rng.uniform(1.0, self.max_zoom)
-        crop_h, crop_w = max(1, round(height / zoom)), max(1, round(width / zoom))
+        view_h, view_w = (min(height, self.crop[0]), min(width, self.crop[1])) if self.crop else (height, width)
+        crop_h, crop_w = max(1, round(view_h / zoom)), max(1, round(view_w / zoom))
         top, left = int(rng.integers(0, height - crop_h + 1)), int(rng.integers(0, width - crop_w + 1))
         rows, cols = slice(top, top + crop_h), slice(left, left + crop_w)
         image = self._jitter(image[rows, cols], rng)

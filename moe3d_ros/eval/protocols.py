@@ -17,6 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..data.blur import BlurCondition, gaussian_blur
 from ..data.readers import read_7scenes, read_nrgbd
 from ..data.sources import DatasetError
 from ..data.synthetic import SyntheticConfig, generate_sequence
@@ -45,8 +46,8 @@ class SyntheticProtocol:
     world: str = "plausible"  # how objects and cameras are placed (data.synthetic.config.WORLDS)
 
 
-def _window_from_sequence(name: str, seq, target_width: int) -> Window:
-    window = make_window(seq, target_width=target_width, augment=None, rng=np.random.default_rng(0))
+def _window_from_sequence(name: str, seq, target_width: int, blur: BlurCondition = BlurCondition()) -> Window:
+    window = make_window(blur.apply(seq), target_width=target_width, augment=None, rng=np.random.default_rng(0))
     return Window(
         name=name,
         images=window.images,
@@ -57,14 +58,15 @@ def _window_from_sequence(name: str, seq, target_width: int) -> Window:
     )
 
 
-def synthetic_windows(spec: SyntheticProtocol, target_width: int) -> Iterator[Window]:
+def synthetic_windows(spec: SyntheticProtocol, target_width: int, blur: BlurCondition = BlurCondition()) -> Iterator[Window]:
     config = SyntheticConfig(height=spec.height, width=spec.width, texture_style=spec.style, world=spec.world)
     for index in range(spec.scenes):
         seed = spec.seed0 + index
-        yield _window_from_sequence(f"synthetic_{seed}", generate_sequence(seed, spec.frames, config), target_width)
+        yield _window_from_sequence(f"synthetic_{seed}", generate_sequence(seed, spec.frames, config), target_width, blur)
 
 
-def multiview_windows(kind: str, root: Path, density: str, target_width: int) -> Iterator[Window]:
+def multiview_windows(kind: str, root: Path, density: str, target_width: int,
+                      blur: BlurCondition = BlurCondition()) -> Iterator[Window]:
     """7-Scenes (every scene's test sequences) or NRGBD (one scene or a folder of scenes), frames
     chosen by the pi3 protocol, each sequence one window."""
     if kind == "7scenes":
@@ -79,15 +81,16 @@ def multiview_windows(kind: str, root: Path, density: str, target_width: int) ->
     if not sources:
         raise DatasetError(f"{root}: no {kind} scenes found")
     for source in sources:
-        yield _window_from_sequence(source.name, source.load(pick(len(source), density)), target_width)
+        yield _window_from_sequence(source.name, source.load(pick(len(source), density)), target_width, blur)
 
 
-def monocular_windows(kind: str, root: Path, target_width: int) -> Iterator[Window]:
+def monocular_windows(kind: str, root: Path, target_width: int, sigma: float = 0.0) -> Iterator[Window]:
     """NYU-v2 test split or Sintel: one image per window; ground truth stays at its own
-    resolution and the prediction is resized to it when scored."""
+    resolution and the prediction is resized to it when scored. `sigma`: Gaussian blur of the
+    image in pixels (motion blur needs a second view)."""
     dataset = read_nyu(root) if kind == "nyu" else read_sintel(root)
     for sample in dataset:
-        images, transforms = preprocess_images([sample.image], "crop", target_width)
+        images, transforms = preprocess_images([gaussian_blur(sample.image, sigma)], "crop", target_width)
         if transforms[0].offset_xy != (0, 0):
             raise DatasetError(f"{sample.name}: portrait images are cropped by the model's preprocessing; {kind} expects landscape")
         yield Window(

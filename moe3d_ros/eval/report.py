@@ -71,7 +71,7 @@ def _fmt(value: float) -> str:
 def markdown(meta: dict[str, Any], summary, ratio, speed, figures: list[str]) -> str:
     systems = list(summary)
     lines = [f"# Evaluation: {meta['protocol']}", ""]
-    for key in ("models", "device", "frames", "scenes", "notes"):
+    for key in ("models", "condition", "device", "frames", "scenes", "notes"):
         if meta.get(key):
             lines.append(f"- {key}: {meta[key]}")
     lines += ["", "| metric | " + " | ".join(systems) + "".join(f" | {s} / dpt" for s in ratio) + " |",

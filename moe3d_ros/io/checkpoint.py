@@ -192,7 +192,8 @@ def load_vggt_weights(model: VGGT, path: str | Path) -> LoadReport:
     state = read_state_dict(path)
     expected = model.state_dict()
     moe_head = model.depth_head if isinstance(model.depth_head, MoEDepthHead) else None
-    from_dpt = moe_head is not None and not any(k.startswith(DEPTH_PREFIX + "experts.") for k in state)
+    moe_keys = tuple(DEPTH_PREFIX + part for part in ("experts.", "gate.", "density."))
+    from_dpt = moe_head is not None and not any(k.startswith(moe_keys) for k in state)
     if not from_dpt:
         report = match_state_dict(expected, state, str(path), model.config.heads)
         model.load_state_dict(state, strict=True, assign=_on_meta(model))
@@ -208,10 +209,11 @@ def load_vggt_weights(model: VGGT, path: str | Path) -> LoadReport:
     model.aggregator.reset_constants()
     if any(p.is_meta for p in moe_head.parameters()):
         moe_head.to_empty(device="cpu")
-        moe_head.gate.reset_parameters()
+        if moe_head.gate is not None:
+            moe_head.gate.reset_parameters()
     moe_head.init_from_dpt(dpt_state)
     report.loaded += len(dpt_state)
-    report.notes.append(f"MoE depth head ({len(moe_head.experts)} experts) initialised from the file's DPT depth head")
+    report.notes.append(f"MoE depth head ({moe_head.num_experts} components, {moe_head.scope} scope) initialised from the file's DPT depth head")
     return report
 
 

@@ -66,7 +66,7 @@ class MoEConfig:
     """Mixture-of-experts depth head: K experts on the shared DPT pyramid and a per-pixel gate."""
 
     num_experts: int = 4
-    scope: str = "output"  # what each expert owns: "output" convolutions, or "fusion" (refinenet1 too)
+    scope: str = "output"  # what each expert owns: "output" convolutions, "fusion" (refinenet1 too), or "density" (one mixture-density last layer)
     temperature: float = 1.0  # gate softmax temperature
     gate_hidden: int = 32
     fusion: str = "winner"  # inference: "winner" (highest-weight expert) or "mean" (mixture mean)
@@ -76,8 +76,10 @@ class MoEConfig:
     def __post_init__(self) -> None:
         if self.num_experts < 1:
             raise ValueError("moe.num_experts must be at least 1")
-        if self.scope not in ("output", "fusion"):
-            raise ValueError(f"moe.scope {self.scope!r} unknown (use 'output' or 'fusion')")
+        if self.scope not in ("output", "fusion", "density"):
+            raise ValueError(f"moe.scope {self.scope!r} unknown (use 'output', 'fusion' or 'density')")
+        if self.scope == "density" and self.gate_image:
+            raise ValueError("moe.gate_image: the 'density' scope has no gate network (its weights come from the last layer); set it false")
         if self.fusion not in ("winner", "mean"):
             raise ValueError(f"moe.fusion {self.fusion!r} unknown (use 'winner' or 'mean')")
         if self.temperature <= 0:

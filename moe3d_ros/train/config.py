@@ -58,6 +58,7 @@ class DataSection:
     stride: tuple[int, int] = (1, 3)  # frame spacing drawn from this range
     target_width: int = 518  # model input width (518 for vggt_1b)
     augment: bool = True
+    crop_hw: tuple[int, int] | None = None  # augmentation: the model sees this many camera pixels of each frame (target_width = its width)
     synthetic_seeds: tuple[int, int] = (0, 100000)  # scenes drawn from this range
     synthetic_hw: tuple[int, int] = (168, 224)
     synthetic_style: str = "natural"  # the generator's texture style: natural (rooms) or hard (two-colour patterns)
@@ -106,6 +107,12 @@ class TrainConfig:
             problems.append(f"data.synthetic_style {self.data.synthetic_style!r}: use one of {TEXTURE_STYLES}")
         if self.data.synthetic_world not in WORLDS:
             problems.append(f"data.synthetic_world {self.data.synthetic_world!r}: use one of {WORLDS}")
+        if self.data.crop_hw is not None:
+            if not self.data.augment:
+                problems.append("data.crop_hw is an augmentation: set data.augment: true or remove data.crop_hw")
+            elif self.data.target_width != self.data.crop_hw[1]:
+                problems.append(f"data.crop_hw {list(self.data.crop_hw)}: set data.target_width to its width "
+                                f"{self.data.crop_hw[1]} (the crop at native scale)")
         if self.data.workers < 0:
             problems.append("data.workers must be >= 0 (0: batches made in the training loop)")
         if self.output.log_every < 1 or self.output.checkpoint_every < 1:

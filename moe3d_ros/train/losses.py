@@ -31,9 +31,12 @@ from torch import Tensor
 from ..model.geometry import cameras_to_pose_encoding, depth_to_world_points
 
 
+LIKELIHOODS = ("laplace", "gaussian", "log_laplace", "log_gaussian")
+
+
 @dataclass(frozen=True)
 class LossConfig:
-    likelihood: str = "laplace"  # or "gaussian"
+    likelihood: str = "laplace"  # "gaussian", or in log depth (MDA's form): "log_laplace", "log_gaussian"
     nll_weight: float = 1.0  # the (mixture) likelihood with confidence; < 1 makes it second to the terms below
     entropy_weight: float = 1e-4
     gradient_weight: float = 0.0
@@ -48,8 +51,8 @@ class LossConfig:
     quantile_step_ratio: float = 0.0  # > 1: the quantiles only where the square holds a depth step above it (local_quantile_targets)
 
     def __post_init__(self) -> None:
-        if self.likelihood not in ("laplace", "gaussian"):
-            raise ValueError(f"likelihood {self.likelihood!r} unknown (use 'laplace' or 'gaussian')")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood {self.likelihood!r} unknown (use one of {LIKELIHOODS})")
         weights = (self.nll_weight, self.entropy_weight, self.gradient_weight, self.scale_invariant_weight,
                    self.gradient_matching_weight, self.camera_weight)
         if min(weights) < 0:
@@ -83,9 +86,12 @@ def normalisation_scale(depth: Tensor, valid: Tensor, extrinsics: Tensor, intrin
 
 def expert_log_likelihood(expert_depth: Tensor, expert_conf: Tensor, target: Tensor, kind: str) -> Tensor:
     """log p_k(target) per expert; expert axis at dim -3 ([..., K, H, W]), target [..., H, W]
-    (one for all experts) or [..., K, H, W] (one per expert)."""
+    (one for all experts) or [..., K, H, W] (one per expert). The "log_" kinds are densities of
+    the log depth (scale 1 / conf in log units): an error costs its ratio, near or far alike."""
     if target.dim() < expert_depth.dim():
         target = target.unsqueeze(-3)
+    if kind.startswith("log_"):  # invalid targets (0) are masked out later: keep them finite
+        kind, target, expert_depth = kind[4:], target.clamp_min(1e-6).log(), expert_depth.clamp_min(1e-6).log()
     residual = (target - expert_depth) * expert_conf  # error in units of the scale
     log_conf = torch.log(expert_conf)
     if kind == "laplace":

@@ -6,7 +6,10 @@ predicts K logits per pixel; softmax(logits / temperature) gives the mixture wei
 
 The DPT pyramid is shared. What each expert owns is `MoEConfig.scope`:
 - "output": the full-resolution output convolutions (3x3 -> ReLU -> 1x1);
-- "fusion": the finest fusion block (refinenet1) and both output convolution stages.
+- "fusion": the finest fusion block (refinenet1) and both output convolution stages;
+- "density": nothing: a mixture-density last layer (MDA's form) replaces the DPT head's output
+  convolutions, and its 1x1 emits per pixel K log-depth means, K confidences and K weight
+  logits; no gate network, the weights are the layer's own.
 Experts are initialised as copies of a pretrained DPT depth head and the gate starts uniform, so
 a fresh MoE head reproduces the DPT head's depth exactly.
 """
@@ -22,7 +25,7 @@ from torch import Tensor, nn
 from ..config import VGGTConfig
 from .dpt_head import IMAGE_KEY, DPTHead, activate_depth, add_uv_embedding, predict
 
-EXPERT_MODULES = {"output": ("output_conv2",), "fusion": ("refinenet1", "output_conv1", "output_conv2")}
+EXPERT_MODULES = {"output": ("output_conv2",), "fusion": ("refinenet1", "output_conv1", "output_conv2"), "density": ("output_conv2",)}
 
 
 @dataclass
@@ -101,10 +104,20 @@ class MoEDepthHead(DPTHead):
         self.scope = moe.scope
         self.fusion = moe.fusion
         self.temperature = moe.temperature
+        self.num_experts = moe.num_experts
         owned = EXPERT_MODULES[moe.scope]
         template = nn.ModuleDict({name: getattr(self.scratch, name) for name in owned})
         for name in owned:
             delattr(self.scratch, name)
+        if moe.scope == "density":  # one last layer emits every component: means, confidences, weights
+            hidden = cfg.dpt.hidden_channels
+            self.density = nn.Sequential(nn.Conv2d(cfg.dpt.features // 2, hidden, 3, padding=1), nn.ReLU(),
+                                         nn.Conv2d(hidden, 3 * moe.num_experts, 1))
+            self.experts = nn.ModuleList()
+            self.gate = None
+            self.gate_image = False
+            return
+        self.density = None
         self.experts = nn.ModuleList(copy.deepcopy(template) for _ in range(moe.num_experts))
         for expert in self.experts:  # independent random init (copies would stay identical in training)
             for module in expert.modules():
@@ -120,6 +133,12 @@ class MoEDepthHead(DPTHead):
         """-> (raw expert outputs [N, K, 2, H, W], gate logits [N, K, H, W])."""
         maps = self.pyramid(tokens, patch_start, image_hw)
         x = self.fuse_coarse(maps)
+        if self.density is not None:
+            x = self.scratch.refinenet1(x, maps[0])
+            out = predict(self.scratch.output_conv1, self.density, x, image_hw, self.output_stage(tokens))
+            count = self.num_experts
+            raw = torch.stack([out[:, :count], out[:, count : 2 * count]], dim=2)  # [N, K, 2, H, W]
+            return raw, out[:, 2 * count :]
         if self.scope == "output":
             x = self.scratch.refinenet1(x, maps[0])
             x = F.interpolate(self.scratch.output_conv1(x), size=image_hw, mode="bilinear", align_corners=True)
@@ -163,20 +182,44 @@ class MoEDepthHead(DPTHead):
         into every expert, and make the gate uniform: the head then predicts what the DPT head did."""
         shared = {k: v for k, v in dpt_state.items() if not _owned_by_experts(k, self.scope)}
         missing, unexpected = self.load_state_dict(shared, strict=False)
-        unexpected = [k for k in unexpected if not k.startswith(("experts.", "gate."))]
-        missing = [k for k in missing if not k.startswith(("experts.", "gate."))]
+        unexpected = [k for k in unexpected if not k.startswith(("experts.", "gate.", "density."))]
+        missing = [k for k in missing if not k.startswith(("experts.", "gate.", "density."))]
         if missing or unexpected:
             raise KeyError(f"DPT state does not fit the shared part of the MoE head: missing {missing}, unexpected {unexpected}")
         for expert in self.experts:
             for name, module in expert.items():
                 prefix = f"scratch.{name}."
                 module.load_state_dict({k[len(prefix) :]: v for k, v in dpt_state.items() if k.startswith(prefix)})
+        if self.density is not None:
+            self._density_from_dpt(dpt_state)
+            return
         nn.init.zeros_(self.gate.conv2.weight)
         nn.init.zeros_(self.gate.conv2.bias)
 
+    def _density_from_dpt(self, dpt_state: dict[str, Tensor]) -> None:
+        """The mixture-density layer from the DPT head's output_conv2: its 3x3 as is; every
+        component's mean and confidence row a copy of the DPT depth and confidence rows, the
+        weight rows zero (uniform weights)."""
+        count = self.num_experts
+        hidden, last = self.density[0], self.density[2]
+        hidden.weight.copy_(dpt_state["scratch.output_conv2.0.weight"])
+        hidden.bias.copy_(dpt_state["scratch.output_conv2.0.bias"])
+        weight, bias = dpt_state["scratch.output_conv2.2.weight"], dpt_state["scratch.output_conv2.2.bias"]
+        last.weight.zero_()
+        last.bias.zero_()
+        for channel in range(2):  # 0: log depth, 1: confidence
+            last.weight[channel * count : (channel + 1) * count] = weight[channel]
+            last.bias[channel * count : (channel + 1) * count] = bias[channel]
+
     @torch.no_grad()
     def perturb_experts(self, noise: float, generator: torch.Generator | None = None) -> None:
-        """Add noise * std(tensor) Gaussian noise to every expert tensor, so identical copies can diverge."""
+        """Add noise * std(tensor) Gaussian noise to every expert tensor, so identical copies can
+        diverge (the mixture-density layer: its last layer's component rows)."""
+        if self.density is not None:
+            last = self.density[2]
+            for param in (last.weight, last.bias):
+                param.add_(torch.randn(param.shape, generator=generator).to(param) * (noise * param.std()))
+            return
         for param in self.experts.parameters():
             if param.numel() > 1:
                 param.add_(torch.randn(param.shape, generator=generator).to(param) * (noise * param.std()))
@@ -187,10 +230,13 @@ class MoEDepthHead(DPTHead):
         each starts as a distinct hypothesis, nearer or farther than the DPT head, so on either
         side of a blurred edge a different expert explains the truth best and the gate has
         something to learn from the first step."""
-        count = len(self.experts)
-        for k, expert in enumerate(self.experts):
+        count = self.num_experts
+        for k in range(count):
             offset = spread * (2 * k / (count - 1) - 1) if count > 1 else 0.0
-            expert["output_conv2"][-1].bias[0] += offset
+            if self.density is not None:
+                self.density[2].bias[k] += offset
+            else:
+                self.experts[k]["output_conv2"][-1].bias[0] += offset
 
 
 def _owned_by_experts(key: str, scope: str) -> bool:

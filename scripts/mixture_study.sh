@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Issue 31's rows, trained end to end from the bundled DPT model on the same frames and budget
+# (config/study_mixture_e2e.yaml: a pre-rendered pool, single frames, 112x112 crops at native scale,
+# batch 8, 2500 steps = 20 000 frames), each in resumable stages of at most $STAGE_MIN minutes:
+# run the script again to go on from each row's last checkpoint; a finished row is skipped.
+#   dpt            (a) the DPT head, trained as long (its stage-2 losses)
+#   recipe         (b) today's MoE recipe (config/demo_moe.yaml's head and losses), end to end
+#   seed           (c) K expert branches and a gate, mixture NLL + gate entropy (the seed's recipe)
+#   mdn_gaussian   (d) MDA's form: one last layer emits K log-depth Gaussians, decoded by the top weight
+#   mdn_laplace    (d) the same with Laplacians in log depth
+#   mdn_frozen     (d) Gaussian, aggregator frozen (the control)
+# Usage: PARALLEL=1 OMP_NUM_THREADS=1 bash scripts/mixture_study.sh dpt mdn_gaussian
+# Curves and scores: python scripts/mixture_curves.py (reports/mixture_study/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${RUNS:-runs/mixture_study}"
+PYTHON="${PYTHON:-.venv/bin/python}"
+STAGE_MIN="${STAGE_MIN:-75}" PARALLEL="${PARALLEL:-0}" POOL="${POOL:-runs/pool}"
+declare -A ROWS=(
+    [dpt]="model.depth_head=dpt loss.likelihood=laplace loss.nll_weight=0.1"
+    [recipe]="model.moe.scope=output model.moe.temperature=0.05 model.moe.gate_layers=2 model.moe.gate_image=true model.init_spread=0.1 train.gate_temperature_start=1.0 loss.likelihood=laplace loss.entropy_weight=1e-3 loss.winner_takes_all_steps=1000000 loss.warm_up_targets=local_quantiles"
+    [seed]="model.moe.scope=output model.init_spread=0.1 loss.likelihood=laplace loss.entropy_weight=1e-2"
+    [mdn_gaussian]=""
+    [mdn_laplace]="loss.likelihood=log_laplace"
+    [mdn_frozen]="train.backbone=frozen"
+)
+ORDER=(dpt mdn_gaussian recipe seed mdn_laplace mdn_frozen)
+
+train_row() {
+    local name=$1 sets=() status=0
+    if [[ -f "$RUNS/$name/checkpoints/final/trainer_state.pt" ]]; then echo "mixture_study: $name finished"; return; fi
+    for kv in ${ROWS[$name]}; do sets+=(--set "$kv"); done
+    timeout "${STAGE_MIN}m" "$PYTHON" -m moe3d_ros.cli.train config/study_mixture_e2e.yaml --resume "${sets[@]}" \
+        --set "data.paths=[$POOL]" --set "output.dir=$RUNS/$name" || status=$?
+    if [[ $status == 124 ]]; then echo "mixture_study: $name stopped after $STAGE_MIN min; run again to resume"; return; fi
+    return $status
+}
+
+names=("${@:-${ORDER[@]}}")
+for name in "${names[@]}"; do
+    [[ -v "ROWS[$name]" ]] || { echo "unknown row $name (choose from: ${ORDER[*]})" >&2; exit 2; }
+done
+[[ -d $POOL ]] || "$PYTHON" scripts/render_pool.py --out "$POOL" --scenes 1150 --frames 6
+mkdir -p "$RUNS"
+pids=()
+for name in "${names[@]}"; do
+    if [[ $PARALLEL == 1 ]]; then train_row "$name" >> "$RUNS/$name.log" 2>&1 & pids+=($!); else train_row "$name"; fi
+done
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+exit $failed
