@@ -10,11 +10,11 @@ import pytest
 
 from ros_harness import Diagnostics, NodeProcess, domain_id, make_small_model, ros_test_node, spin_once, spin_until
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from moe3d_ros.ros.conversions import image_msg, rgb_to_image_msg  # noqa: E402
@@ -75,6 +75,53 @@ def test_depth_topic_makes_the_published_depth_metric(tmp_path, checkpoint, ros_
         published = np.frombuffer(out[-1].data, np.float32)
         assert np.nanmedian(published) == pytest.approx(2.4, rel=0.15)  # metres now, whatever the model's unit
         assert "METRIC, scaled by the depth topics" in proc.output()
+    finally:
+        proc.stop()
+
+
+def test_depth_mode_is_silent_until_the_first_depth_image_then_metric_within_a_second(tmp_path, checkpoint, ros_node):
+    """Metric or silent: without a depth image no depth, cloud or poses go out (a TSDF fed raw
+    model units as metres keeps them), /diagnostics says why; the first depth image makes the
+    next window metric."""
+    proc = NodeProcess(DOMAIN_ID, {"checkpoint": str(checkpoint), "image_topics": ["/rgbd/image_raw"], "scale.mode": "depth",
+                                   "scale.depth_topics": ["/rgbd/aligned_depth"], **COMMON}, tmp_path)
+    try:
+        images = ros_node.create_publisher(Image, "/rgbd/image_raw", RELIABLE)
+        depths = ros_node.create_publisher(Image, "/rgbd/aligned_depth", RELIABLE)
+        out: list[tuple[float, Image]] = []
+        clouds: list[PointCloud2] = []
+        ros_node.create_subscription(Image, "/moe3d/rgbd/depth/image", lambda m: out.append((time.monotonic(), m)), RELIABLE)
+        ros_node.create_subscription(PointCloud2, "/moe3d/points", clouds.append, RELIABLE)
+        diagnostics = Diagnostics(ros_node)
+        spin_until(ros_node, lambda: images.get_subscription_count() > 0 and depths.get_subscription_count() > 0, 60, "the node", proc)
+        _pace(ros_node, 1.5)
+        for _ in range(10):  # images only: the node runs its windows and withholds them
+            images.publish(rgb_to_image_msg(RGB, "rgb8", _header(time.time_ns())))
+            _pace(ros_node, 0.25)
+        spin_until(ros_node, lambda: int(diagnostics.value("moe3d: engine", "withheld_unscaled_windows", "0")) >= 3, 20,
+                   "withheld windows", proc)
+        _pace(ros_node, 0.5)
+        assert not out and not clouds
+        engine = diagnostics.latest["moe3d: engine"]
+        assert engine["scale_status"] == "no_data", engine
+        assert engine["level"] == DiagnosticStatus.WARN and "no metric scale yet" in engine["message"], engine
+        assert "nothing is published until the first scale measurement" in proc.output()
+        first_depth, first_stamp = None, None
+        for _ in range(8):
+            stamp = time.time_ns()
+            depths.publish(image_msg(np.full((120, 160), 2400, np.uint16), "16UC1", _header(stamp)))
+            first_depth, first_stamp = first_depth or time.monotonic(), first_stamp or stamp
+            images.publish(rgb_to_image_msg(RGB, "rgb8", _header(stamp)))
+            _pace(ros_node, 0.25)
+            if out:
+                break
+        spin_until(ros_node, lambda: out, 5, "metric depth", proc)
+        # The very frame that came with the first depth image goes out, metric, one window's time
+        # later (1.05 s measured on 2 cores busy with two training runs; the bound is for such machines).
+        stamp = out[0][1].header.stamp
+        assert stamp.sec * 1_000_000_000 + stamp.nanosec == first_stamp
+        assert out[0][0] - first_depth < 3.0
+        assert np.nanmedian(np.frombuffer(out[0][1].data, np.float32)) == pytest.approx(2.4, rel=0.15)
     finally:
         proc.stop()
 

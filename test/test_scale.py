@@ -173,3 +173,26 @@ def test_simulated_odometry_drifts_but_stays_close():
     steps = np.linalg.norm(np.diff(truth, axis=0), axis=1)
     error = np.linalg.norm(estimated - truth, axis=1)
     assert error[0] < 1e-9 and 0 < error[-1] < 0.1 * steps.sum()
+
+
+def test_fixed_mode_is_each_windows_own_unit_times_the_factor():
+    """Reproducible: the factor applies to each window's model unit, whatever came before."""
+    from moe3d_ros.outputs.scale import ScaleTracker, publishable
+
+    first, second = ScaleTracker("fixed", 2.5), ScaleTracker("fixed", 2.5)
+    depth = np.full((8, 8), 3.0)
+    first.update({("cam", 1): depth * 7.0}, None)  # another first window in one run only
+    for tracker in (first, second):
+        estimate = tracker.update({("cam", 2): depth}, None)
+        assert (estimate.scale, estimate.status) == (2.5, "fixed")
+        assert publishable("fixed", estimate)
+
+
+def test_metric_modes_publish_only_a_measured_or_held_scale():
+    from moe3d_ros.outputs.scale import ScaleEstimate, publishable
+
+    for status, expected in (("no_data", False), ("ok", True), ("holding", True)):
+        estimate = ScaleEstimate(1.0, 0.1, 0, status, "")
+        assert publishable("depth", estimate) is expected and publishable("odometry", estimate) is expected
+        assert publishable("depth", estimate, publish_unscaled=True)
+    assert publishable("relative", ScaleEstimate(1.0, 0.0, 0, "relative", ""))

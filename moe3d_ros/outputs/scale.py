@@ -200,7 +200,10 @@ class ScaleTracker:
     """Log metres per model unit of each window, tied across windows and filtered over time.
 
     `mode`: "relative" (the first window defines the unit, later windows keep it), "fixed"
-    (metres = factor x the first window's unit), "depth" or "odometry" (measured).
+    (metres = factor x each window's own model unit: depends only on the window's images, so the
+    same factor gives the same metres in every run; not tied across windows), "depth" or
+    "odometry" (measured; until the first measurement the status is "no_data" and nothing metric
+    may be published, see `publishable`).
 
     The prediction step adds `process_sigma` per window on top of the tie's own uncertainty (the
     tie between windows of the demo model is off by 8% at the 90th percentile); measurements count
@@ -226,6 +229,8 @@ class ScaleTracker:
     def update(self, depths: dict[Hashable, np.ndarray], measurement: ScaleMeasurement | ScaleRefused | None) -> ScaleEstimate:
         """One window: `depths` are its frames' predicted depths (model units) keyed by camera and
         stamp; `measurement` is the metric source's (None in relative and fixed modes)."""
+        if self.mode == "fixed":
+            return ScaleEstimate(self.factor, 0.0, 0, "fixed", "")
         tie = window_tie(self._previous, depths) if self._previous else None
         self._previous = depths
         reason = ""
@@ -235,15 +240,14 @@ class ScaleTracker:
         elif self._log_scale is not None:
             self.resets += 1
             reason = "reset: no frame shared with the previous window"
-            if self.mode in ("relative", "fixed"):
+            if self.mode == "relative":
                 self._log_scale, self._var = None, math.inf
             else:  # the old value is only a guess now: the next measurement decides
                 self._var += RESET_SIGMA**2
-        if self.mode in ("relative", "fixed"):
+        if self.mode == "relative":
             if self._log_scale is None:
                 self._log_scale, self._var = 0.0, 0.0
-            base = self.factor if self.mode == "fixed" else 1.0
-            return ScaleEstimate(base * math.exp(self._log_scale), math.sqrt(self._var), 0, self.mode, reason)
+            return ScaleEstimate(math.exp(self._log_scale), math.sqrt(self._var), 0, self.mode, reason)
         if isinstance(measurement, ScaleMeasurement):
             sigma = max(measurement.log_sigma, self.measurement_floor)
             if self._log_scale is None or not math.isfinite(self._var):
@@ -269,3 +273,14 @@ class ScaleTracker:
         if self._log_scale is None:
             return ScaleEstimate(1.0, math.inf, 0, "no_data", reason or "no measurement yet")
         return ScaleEstimate(math.exp(self._log_scale), math.sqrt(self._var), 0, "holding", reason)
+
+
+METRIC_MODES = ("depth", "odometry")
+METRIC_STATUSES = ("ok", "holding")  # a measured scale, current or carried through the window ties
+
+
+def publishable(mode: str, estimate: ScaleEstimate, publish_unscaled: bool = False) -> bool:
+    """Whether a window's depth may go out: in a metric mode only once the scale is measured
+    ("ok") or held from a measurement ("holding"), never raw model units labelled as metres
+    (`publish_unscaled` overrides this, for debugging); the other modes always publish."""
+    return mode not in METRIC_MODES or estimate.status in METRIC_STATUSES or publish_unscaled

@@ -8,6 +8,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
 from ..intake.health import ERROR, OK, WARN
+from ..outputs.scale import publishable
 from .subscriptions import Intake
 from .worker import Worker
 
@@ -67,6 +68,12 @@ class NodeDiagnostics:
             "scale_value": f"{estimate.scale:.6g}", "scale_status": estimate.status, "scale_samples": estimate.samples,
             "scale_uncertainty": f"{estimate.uncertainty:.4f}", "scale_reason": estimate.reason,
             "scale_resets": worker.scale.resets, "scale_outliers": worker.scale.outliers,
+            "withheld_unscaled_windows": stats.unscaled_withheld,
         }
-        level = DiagnosticStatus.ERROR if recent_error else DiagnosticStatus.OK
-        return self._status("moe3d: engine", level, stats.last_error if recent_error else "ok", values)
+        if recent_error:
+            return self._status("moe3d: engine", DiagnosticStatus.ERROR, stats.last_error, values)
+        if not publishable(scale_mode, estimate, worker.settings.scale_publish_unscaled):
+            reason = f" ({estimate.reason})" if estimate.reason else ""
+            message = f"no metric scale yet: nothing published until the first {scale_mode} measurement{reason}"
+            return self._status("moe3d: engine", DiagnosticStatus.WARN, message, values)
+        return self._status("moe3d: engine", DiagnosticStatus.OK, "ok", values)

@@ -73,11 +73,19 @@ class Moe3dNode(Node):
         s = self.settings
         return {
             "relative": "RELATIVE (up to scale, not metres; the first window's unit, kept)",
-            "fixed": f"metres (fixed factor {s.scale_factor} x the first window's unit)",
+            "fixed": f"metres (fixed factor {s.scale_factor} x each window's model unit)",
             "depth": f"METRIC, scaled by the depth topics {[t for t in s.scale_depth_topics if t]}",
             "odometry": f"METRIC, scaled by odometry {s.scale_odometry_topic} (camera in base {list(s.scale_camera_in_base)}, "
                         f"baselines >= {s.scale_min_baseline} m)",
-        }[s.scale_mode]
+        }[s.scale_mode] + self._unscaled_words()
+
+    def _unscaled_words(self) -> str:
+        s = self.settings
+        if s.scale_mode not in ("depth", "odometry"):
+            return ""
+        if s.scale_publish_unscaled:
+            return "; scale.publish_unscaled: RAW MODEL UNITS go out until the first measurement"
+        return "; nothing is published until the first scale measurement"
 
     def _warn_unknown_parameters(self) -> None:
         for name in params.unknown_parameters(self):

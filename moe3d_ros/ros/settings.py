@@ -112,11 +112,15 @@ SPECS: dict[str, ParamSpec] = {
     "output_reliability": ParamSpec("reliable", _T.PARAMETER_STRING, "QoS reliability of the outputs",
                                     choices=("reliable", "best_effort")),
     "scale.mode": ParamSpec("relative", _T.PARAMETER_STRING,
-                            "relative (the first window's unit, kept), fixed (metres = scale.factor x that unit), depth "
-                            "(metric from scale.depth_topics) or odometry (metric from scale.odometry_topic)",
+                            "relative (the first window's unit, kept), fixed (metres = scale.factor x each window's model "
+                            "unit), depth (metric from scale.depth_topics) or odometry (metric from scale.odometry_topic); the "
+                            "metric modes publish nothing until their first measurement",
                             choices=("relative", "fixed", "depth", "odometry")),
-    "scale.factor": ParamSpec(1.0, _T.PARAMETER_DOUBLE, "Metres per model unit when scale.mode is fixed", read_only=False,
-                              min_value=1e-9),
+    "scale.factor": ParamSpec(1.0, _T.PARAMETER_DOUBLE, "Metres per model unit when scale.mode is fixed (each window's own "
+                              "unit: the same images give the same metres in every run)", read_only=False, min_value=1e-9),
+    "scale.publish_unscaled": ParamSpec(False, _T.PARAMETER_BOOL,
+                                        "In scale.mode depth or odometry, also publish before the first scale measurement, in "
+                                        "raw model units (for debugging only: a map fed these keeps them)", read_only=False),
     "scale.depth_topics": ParamSpec([""], _T.PARAMETER_STRING_ARRAY,
                                     "Metric depth registered to each camera's image (16UC1 mm or 32FC1 m; 0/NaN invalid), "
                                     "one per camera, '' = none; for scale.mode depth"),
@@ -169,6 +173,7 @@ class NodeSettings:
     output_reliability: str
     scale_mode: str
     scale_factor: float
+    scale_publish_unscaled: bool
     scale_depth_topics: list[str]
     scale_max_stamp_gap: float
     scale_odometry_topic: str
@@ -364,6 +369,7 @@ def read(node: Node) -> NodeSettings:
         output_reliability=raw["output_reliability"],
         scale_mode=raw["scale.mode"],
         scale_factor=raw["scale.factor"],
+        scale_publish_unscaled=raw["scale.publish_unscaled"],
         scale_depth_topics=depth_topics,
         scale_max_stamp_gap=raw["scale.max_stamp_gap"],
         scale_odometry_topic=raw["scale.odometry_topic"],
@@ -409,3 +415,4 @@ def apply_change(settings: NodeSettings, merged: dict[str, Any]) -> None:
     settings.organized = merged["cloud.organized"]
     settings.decimation = merged["cloud.decimation"]
     settings.scale_factor = merged["scale.factor"]
+    settings.scale_publish_unscaled = merged["scale.publish_unscaled"]

@@ -27,6 +27,7 @@ from ..outputs.scale import (
     ScaleTracker,
     depth_measurement,
     odometry_log_ratios,
+    publishable,
     robust_log_fit,
 )
 from ..timing import RateLimiter
@@ -47,6 +48,7 @@ class WorkerStats:
     oom: int = 0
     decoder_messages: int = 0
     invalid_outputs: int = 0
+    unscaled_withheld: int = 0  # windows not published: a metric scale mode without a measurement yet
     inference_s: float = 0.0
     host_s: float = 0.0
     window_s: float = 0.0
@@ -184,6 +186,9 @@ class Worker:
         for index, frame in enumerate(frames):
             newest.setdefault(frame.camera, index)
         scale = self._update_scale(frames, pred, list(newest.values()))
+        if not publishable(self.settings.scale_mode, self.last_scale, self.settings.scale_publish_unscaled):
+            self._withhold_unscaled(frames, newest.values())
+            return
         published, intrinsics = [], []
         for camera_index, frame_index in newest.items():
             camera = self.cameras[camera_index]
@@ -205,6 +210,14 @@ class Worker:
         self.stats.host_s = decode_s + pred.timings.get("preprocess", 0.0) + time.perf_counter() - post_start
         self.stats.window_s = time.perf_counter() - window_start
         self.stats.latency_s = (self.node.get_clock().now().nanoseconds - frames[0].stamp_ns) / 1e9
+
+    def _withhold_unscaled(self, frames: list[StampedFrame], newest) -> None:
+        """Metric or silent: a window without a measured scale publishes nothing (it still counts
+        as served, and /diagnostics says why)."""
+        self.stats.unscaled_withheld += 1
+        self.stats.windows += 1
+        for frame_index in newest:
+            self.cameras[frames[frame_index].camera].health.served()
 
     def _outputs_of(self, pred: Predictions, frames: list[StampedFrame], published: list[int],
                     intrinsics: list[np.ndarray | None], scale: float) -> Outputs:
