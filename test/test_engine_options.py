@@ -102,6 +102,7 @@ def _predictions(rng: np.random.Generator, mode: str) -> Predictions:
     depth = rng.uniform(1.0, 1.2, (3, height, width)).astype(np.float32)
     depth[:, :, width // 2 :] *= 3  # a step: edge pixels filtered
     depth[0, 5, 5], depth[1, 7, 9], depth[2, 9, 11] = np.nan, np.inf, -1.0
+    depth[:, height // 2 - 4 : height // 2 + 4, width // 4 - 4 : width // 4 + 4] = 0.3  # a near patch: its inside is below min_depth (REP-117: -Inf)
     extrinsics = np.concatenate([np.eye(3)[None].repeat(3, 0), rng.normal(0, 0.3, (3, 3, 1))], axis=2).astype(np.float32)
     intrinsics = np.array([[100.0, 0, width / 2], [0, 100.0, height / 2], [0, 0, 1]], np.float32)[None].repeat(3, 0)
     images = rng.integers(0, 256, (3, height, width, 3), dtype=np.uint8)
@@ -125,6 +126,7 @@ def test_device_postprocessing_matches_the_host_path(mode, organized, decimation
                                      organized=organized, decimation=decimation)
     expected = [camera_product(pred, i, cfg, 1.1, k) for i, k in enumerate(source_k)]
     expected_cloud = fused_cloud(pred, expected, organized, decimation, 1.1)
+    assert any(np.isposinf(p.depth).any() for p in expected) and any(np.isneginf(p.depth).any() for p in expected)
     for got, want in zip(products, expected):
         np.testing.assert_array_equal(got.mask, want.mask)
         np.testing.assert_array_equal(got.depth, want.depth)

@@ -61,3 +61,16 @@ def test_no_gate_entropy_for_a_plain_dpt_head():
 def test_bad_settings_are_errors(bad):
     with pytest.raises(ValueError):
         FilterConfig(**bad)
+
+
+def test_rep117_out_of_range_is_signed_infinity_and_other_removals_nan():
+    """REP-117: -Inf nearer than min_depth, +Inf beyond max_depth, so consumers may clear free
+    space; a pixel that also fails another test is unknown (NaN), as is an invalid one."""
+    depth = np.array([[0.2, 1.0, 9.0], [9.0, np.nan, 0.2]], np.float32)
+    confidence = np.array([[5.0, 5.0, 5.0], [1.0, 5.0, 1.0]], np.float32)
+    cfg = FilterConfig(min_confidence=1.5, max_edge_jump=math.inf, min_depth=0.5, max_depth=5.0)
+    result = boundary_clean_mask(depth, confidence, cfg)
+    published = result.published(depth)
+    np.testing.assert_array_equal(published[0], [-np.inf, 1.0, np.inf])
+    assert np.isnan(published[1]).all()
+    assert result.counts["range"] == 4

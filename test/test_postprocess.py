@@ -104,3 +104,21 @@ def test_gating_palette_gives_distinct_colours():
     colors = gating_colors(winner)
     assert len({tuple(c) for c in colors.reshape(-1, 3)}) == 4
     np.testing.assert_array_equal(colors, GATING_PALETTE[winner % len(GATING_PALETTE)])
+
+
+def test_out_of_range_points_lie_at_infinity_along_their_rays_in_organised_clouds_only():
+    pred = _predictions()
+    pred.depth[:, :, :10] = 50.0  # a far wall beyond max_depth
+    cfg = FilterConfig(min_confidence=0.0, max_gate_entropy=math.inf, max_edge_jump=math.inf, max_depth=10.0)
+    products = [camera_product(pred, i, cfg, 1.0) for i in range(2)]
+    assert np.isposinf(products[0].depth[:, :10]).all() and np.isfinite(products[0].depth[:, 10:]).all()
+    organised = fused_cloud(pred, products, organized=True)
+    far = organised[: products[0].depth.shape[0], :10]
+    xyz = np.stack([far["x"], far["y"], far["z"]], axis=-1)
+    assert not np.isnan(xyz).any() and np.isinf(xyz).any(axis=-1).all()
+    # the direction of infinity is the ray's, in the reference frame (frame 0's camera: the identity)
+    k = products[0].intrinsics
+    assert np.all(np.sign(xyz[..., 0]) == np.sign(np.arange(10) - k[0, 2])[None, :])
+    loose = fused_cloud(pred, products, organized=False)
+    assert np.isfinite(np.stack([loose["x"], loose["y"], loose["z"]])).all()
+    assert len(loose) == 2 * products[0].depth.size - 2 * far.size

@@ -52,11 +52,17 @@ def clean_depth(depth: Tensor, confidence: Tensor, cfg: FilterConfig, entropy: T
     keep = finite.clone()
     zero = torch.zeros((), dtype=torch.int64, device=depth.device)
     counts = [(~finite).sum()]
-    for test in failed:
+    for test in failed[:-1]:
         counts.append(test.sum() if test is not None else zero)
         if test is not None:
             keep &= ~test
-    return torch.where(keep, depth, torch.nan), torch.stack(counts)
+    out_of_range = failed[-1]
+    counts.append(out_of_range.sum() if out_of_range is not None else zero)
+    published = torch.where(keep, depth, torch.nan)
+    if out_of_range is not None:  # REP-117: removed by the range test alone -> -Inf / +Inf
+        published = torch.where(keep & out_of_range, torch.where(depth < cfg.min_depth, -torch.inf, torch.inf), published)
+        published = torch.where(keep & ~out_of_range, depth, published)
+    return published, torch.stack(counts)
 
 
 def _packed_points(depth: Tensor, colors: Tensor, confidence: Tensor, winner: Tensor | None, intrinsics: np.ndarray,
@@ -78,8 +84,9 @@ def _packed_points(depth: Tensor, colors: Tensor, confidence: Tensor, winner: Te
     expert = (winner[::step, ::step].to(torch.int32) if winner is not None
               else torch.zeros((height, width), dtype=torch.int32, device=device)).view(torch.float32)
     out = torch.stack([*xyz, rgb, confidence.float(), expert], dim=-1)
-    bad = ~torch.isfinite(out[..., :3]).all(dim=-1, keepdim=True)
-    out[..., :3] = out[..., :3].masked_fill(bad, torch.nan)  # a point is finite or NaN, never inf
+    coords = out[..., :3]
+    coords = coords.masked_fill(torch.isinf(depth)[..., None] & torch.isnan(coords), 0.0)  # 0 x inf on an axis the ray keeps
+    out[..., :3] = coords.masked_fill(torch.isnan(coords).any(dim=-1, keepdim=True), torch.nan)  # finite, at infinity, or NaN
     return out
 
 
@@ -163,5 +170,5 @@ def device_outputs(pred: Predictions, frames: list[int], cfg: FilterConfig, scal
         return products, None
     records = copy.get(cloud_index)
     if not organized:
-        records = records[np.isfinite(records[:, 2])]
+        records = records[np.isfinite(records[:, :3]).all(axis=-1)]
     return products, records.view(CLOUD_DTYPE)[..., 0]

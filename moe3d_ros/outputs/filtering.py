@@ -10,6 +10,10 @@ each with a documented default (set a threshold to 0 / inf to switch its test of
 - depth edge: two 4-neighbours whose depths differ by more than `max_edge_jump` relative to the
   nearer one straddle a discontinuity: both are removed;
 - range: depth outside [min_depth, max_depth] (in the published units).
+
+Published values follow REP-117: a pixel removed by the range test alone is -Inf (nearer than
+min_depth) or +Inf (beyond max_depth), so a consumer may clear free space along its ray; every
+other removed pixel is NaN (unknown).
 """
 from __future__ import annotations
 
@@ -39,6 +43,16 @@ class FilterConfig:
 class FilterResult:
     mask: np.ndarray  # [H, W] bool: True = keep
     counts: dict[str, int]  # pixels removed by each test (a pixel can fail several)
+    too_near: np.ndarray | None = None  # [H, W] bool: removed by the range test alone, below min_depth (-Inf)
+    too_far: np.ndarray | None = None  # [H, W] bool: removed by the range test alone, beyond max_depth (+Inf)
+
+    def published(self, depth: np.ndarray) -> np.ndarray:
+        """`depth` as published (REP-117): kept pixels, -Inf / +Inf out of range, NaN otherwise."""
+        out = np.where(self.mask, depth, np.float32(np.nan)).astype(np.float32)
+        if self.too_near is not None:
+            out[self.too_near] = -np.inf
+            out[self.too_far] = np.inf
+        return out
 
 
 def edge_mask(depth: np.ndarray, max_jump: float) -> np.ndarray:
@@ -82,9 +96,13 @@ def boundary_clean_mask(
     }
     for name, failed in tests.items():  # a switched-off test costs nothing
         counts[name] = int(np.count_nonzero(failed)) if failed is not None else 0
-        if failed is not None:
+        if failed is not None and name != "range":
             keep &= ~failed
-    return FilterResult(mask=keep, counts=counts)
+    if tests["range"] is None:
+        return FilterResult(mask=keep, counts=counts)
+    out_of_range = keep & tests["range"]  # passed every other test: a measurement, just out of range
+    return FilterResult(mask=keep & ~tests["range"], counts=counts, too_near=out_of_range & (depth < cfg.min_depth),
+                        too_far=out_of_range & (depth > cfg.max_depth))
 
 
 def _undecided_between_disagreeing(entropy: np.ndarray, spread: np.ndarray | None, cfg: FilterConfig) -> np.ndarray:

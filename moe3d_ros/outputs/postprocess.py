@@ -43,7 +43,7 @@ class CameraProduct:
     """One camera's depth image and its companions, all [h, w] over the image content."""
 
     frame: int  # index in the window
-    depth: np.ndarray  # float32, NaN where filtered or invalid
+    depth: np.ndarray  # float32 (REP-117): NaN where filtered or invalid, -Inf / +Inf out of the filter's range
     confidence: np.ndarray  # float32
     colors: np.ndarray  # [h, w, 3] uint8, the model's input pixels
     intrinsics: np.ndarray  # 3x3 for this depth image
@@ -79,7 +79,7 @@ def camera_product(
     keep = result.mask & np.isfinite(depth)
     return CameraProduct(
         frame=frame,
-        depth=np.where(keep, depth, np.float32(np.nan)).astype(np.float32),
+        depth=result.published(depth),
         confidence=np.ascontiguousarray(confidence, dtype=np.float32),
         colors=np.ascontiguousarray(pred.images[frame][box]),
         intrinsics=intrinsics,
@@ -114,7 +114,8 @@ def _pack_points(out: np.ndarray, product: CameraProduct, extrinsic: np.ndarray,
     """Write one camera's points into `out` (a [h, w, 6] float32 view of CLOUD_DTYPE records).
 
     X_ref = R^T (d * ray - t) with ray = ((u - cx) / fx, (v - cy) / fy, 1); NaN depth gives NaN
-    points. Each column is computed contiguous, then one np.stack interleaves them.
+    points, +-Inf depth (REP-117: out of range) a point at infinity along its ray. Each column is
+    computed contiguous, then one np.stack interleaves them.
     """
     k = product.intrinsics
     depth = product.depth[::step, ::step]
@@ -123,13 +124,18 @@ def _pack_points(out: np.ndarray, product: CameraProduct, extrinsic: np.ndarray,
     ray_v = ((np.arange(0, height, step) - k[1, 2]) / k[1, 1]).astype(np.float32)[:, None]
     rotation_t = extrinsic[:, :3].T.astype(np.float32)
     offset = (-rotation_t @ extrinsic[:, 3]).astype(np.float32)
-    xyz = [(rotation_t[i, 0] * ray_u + rotation_t[i, 1] * ray_v + rotation_t[i, 2]) * depth + offset[i] for i in range(3)]
+    with np.errstate(invalid="ignore"):  # 0 x inf: mended below
+        xyz = [(rotation_t[i, 0] * ray_u + rotation_t[i, 1] * ray_v + rotation_t[i, 2]) * depth + offset[i] for i in range(3)]
     bgra = cv2.cvtColor(np.ascontiguousarray(product.colors[::step, ::step]), cv2.COLOR_RGB2BGRA).view(np.uint32)[..., 0]
     rgb = (bgra & np.uint32(0x00FFFFFF)).view(np.float32)
     winner = product.winner[::step, ::step] if product.winner is not None else np.zeros(depth.shape, np.uint8)
     columns = [*xyz, rgb, product.confidence[::step, ::step].astype(np.float32), winner.astype(np.uint32).view(np.float32)]
     np.stack(columns, axis=-1, out=out)
-    out[~np.isfinite(out[..., :3]).all(axis=-1), :3] = np.nan  # a point is finite or NaN, never inf
+    at_infinity = np.isinf(depth)
+    if at_infinity.any():  # 0 x inf along an axis the ray does not leave: that coordinate is 0
+        coords = out[..., :3]
+        coords[at_infinity[..., None] & np.isnan(coords)] = 0.0
+    out[np.isnan(out[..., :3]).any(axis=-1), :3] = np.nan  # a point is finite, at infinity, or NaN
 
 
 def fused_cloud(pred: Predictions, products: list[CameraProduct], organized: bool, decimation: int = 1,
@@ -137,7 +143,8 @@ def fused_cloud(pred: Predictions, products: list[CameraProduct], organized: boo
     """Points of the given camera products in the reference camera's frame, as CLOUD_DTYPE records.
 
     Organised: [sum of h, w], the cameras' grids stacked vertically (they must share a size),
-    filtered points NaN. Unorganised: [N], filtered points dropped. `scale` is the one the
+    filtered points NaN, out-of-range points at infinity (REP-117). Unorganised: [N], only the
+    finite points. `scale` is the one the
     products' depth was scaled with.
     """
     extrinsics = extrinsics_to_reference(pred, scale)
@@ -155,7 +162,7 @@ def fused_cloud(pred: Predictions, products: list[CameraProduct], organized: boo
     for product, shape in zip(products, shapes):
         block = np.empty((*shape, 6), dtype=np.float32)
         _pack_points(block, product, extrinsics[product.frame], decimation)
-        parts.append(block[np.isfinite(block[..., 2])])  # [n, 6]: the kept points' records (_pack_points: z NaN = point NaN)
+        parts.append(block[np.isfinite(block[..., :3]).all(axis=-1)])  # [n, 6]: the kept points' records
     return np.concatenate(parts).view(CLOUD_DTYPE)[:, 0]
 
 
