@@ -15,7 +15,9 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from ..intake.checks import ImageLimits, Rejected, check_intrinsics, check_raw_image, compressed_size, shorten
+from ..intake.camera import CameraState
+from ..intake.camera_model import CameraModel, camera_model
+from ..intake.checks import ImageLimits, Rejected, check_raw_image, compressed_size, shorten
 from ..outputs.postprocess import CLOUD_DTYPE
 from ..outputs.scale import pose_matrix
 
@@ -163,11 +165,18 @@ def camera_info_msg(intrinsics: np.ndarray, width: int, height: int, header: Hea
     return msg
 
 
-def camera_info_intrinsics(msg: CameraInfo) -> np.ndarray:
-    """3x3 K of a CameraInfo; raises Rejected when it is unset or would not unproject to finite points."""
-    k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    check_intrinsics(k, msg.width, msg.height)
-    return k
+def camera_model_of(msg: CameraInfo, camera: CameraState) -> CameraModel:
+    """The pinhole camera of `camera`'s images from its CameraInfo (P for rectified images, the
+    rectification for distorted raw ones: intake.camera_model); the last one is reused while the
+    CameraInfo does not change. Raises Rejected when K is unset or implausible, or the image
+    cannot be made pinhole."""
+    key = b"".join(np.asarray(v, dtype=np.float64).tobytes() for v in (msg.k, msg.d, msg.r, msg.p))
+    key += f"{msg.distortion_model}|{msg.width}|{msg.height}|{camera.rectified}".encode()
+    if camera.last_info is not None and camera.last_info[0] == key:
+        return camera.last_info[1]
+    model = camera_model(msg.k, msg.d, msg.r, msg.p, msg.distortion_model, msg.width, msg.height, camera.rectified)
+    camera.last_info = (key, model)
+    return model
 
 
 CLOUD_FIELDS = [

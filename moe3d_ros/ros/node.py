@@ -49,6 +49,8 @@ class Moe3dNode(Node):
                                s.scale_max_stamp_gap if s.scale_mode == "depth" and depth_topic else None)
             for name, topic, depth_topic in zip(s.camera_names, s.image_topics, s.scale_depth_topics)
         ]
+        for camera, rectified in zip(cameras, s.images_rectified):
+            camera.rectified = rectified
         odometry = (OdometryTrack(pose_matrix(s.scale_camera_in_base[:3], s.scale_camera_in_base[3:]),
                                   int(s.scale_max_stamp_gap * NS)) if s.scale_mode == "odometry" else None)
         self.scale = ScaleTracker(s.scale_mode, s.scale_factor)

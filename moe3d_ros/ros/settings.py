@@ -15,6 +15,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from ..intake.camera_model import is_rectified_topic
 from ..outputs.filtering import FilterConfig
 
 
@@ -38,6 +39,10 @@ SPECS: dict[str, ParamSpec] = {
                                     "'none' for a camera = use the model's predicted intrinsics"),
     "camera_names": ParamSpec([""], _T.PARAMETER_STRING_ARRAY,
                               "Output sub-namespace per camera; [''] (default) = derived from the image topic"),
+    "images_rectified": ParamSpec([""], _T.PARAMETER_STRING_ARRAY,
+                                  "Per camera: true (the images are rectified: CameraInfo P is their camera, D is not "
+                                  "applied), false (raw: a non-zero D is undone before the model) or auto; [''] (default) = "
+                                  "auto: true for image_rect* topics"),
     "compressed": ParamSpec(False, _T.PARAMETER_BOOL, "Read every image topic as sensor_msgs/CompressedImage"),
     "input_qos": ParamSpec("auto", _T.PARAMETER_STRING,
                            "Reliability of the image and CameraInfo subscriptions (depth 1): auto (reliable when every "
@@ -105,6 +110,10 @@ SPECS: dict[str, ParamSpec] = {
                                       "(relative; inf = off)", read_only=False, min_value=0.0),
     "filter.min_depth": ParamSpec(0.0, _T.PARAMETER_DOUBLE, "Drop depth below this (published units)", read_only=False, min_value=0.0),
     "filter.max_depth": ParamSpec(math.inf, _T.PARAMETER_DOUBLE, "Drop depth above this (published units)", read_only=False, min_value=0.0),
+    "output_size": ParamSpec("input", _T.PARAMETER_STRING,
+                             "Size of the depth, confidence and gating images: input (registered to the camera image: "
+                             "its size and intrinsics, crop and resize undone) or model (the model's grid)",
+                             choices=("input", "model")),
     "cloud.organized": ParamSpec(True, _T.PARAMETER_BOOL, "Organised cloud (filtered points NaN) or unorganised (dropped)",
                                  read_only=False),
     "cloud.decimation": ParamSpec(1, _T.PARAMETER_INTEGER, "Keep every n-th pixel in both directions", read_only=False,
@@ -142,6 +151,7 @@ class NodeSettings:
     image_topics: list[str]
     camera_info_topics: list[str | None]
     camera_names: list[str]
+    images_rectified: list[bool]
     compressed: list[bool]
     input_qos: str
     max_stamp_jump: float
@@ -168,6 +178,7 @@ class NodeSettings:
     preprocess_mode: str
     fusion: str
     filter: FilterConfig
+    output_size: str
     organized: bool
     decimation: int
     output_reliability: str
@@ -305,6 +316,11 @@ def read(node: Node) -> NodeSettings:
 
     info = [None if v == "none" else (v or sibling_camera_info(t)) for v, t in zip(per_camera("camera_info_topics"), topics)]
     names = [v or topic_camera_name(t, i) for i, (v, t) in enumerate(zip(per_camera("camera_names"), topics))]
+    rectified = []
+    for value, topic in zip(per_camera("images_rectified"), topics):
+        if value not in ("", "auto", "true", "false"):
+            problems.append(f"images_rectified entries must be true, false or auto, got {value!r}")
+        rectified.append(value == "true" or (value in ("", "auto") and is_rectified_topic(topic)))
     if len(set(names)) != len(names):
         problems.append(f"camera_names must be unique, got {names}: set camera_names explicitly")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", raw["device"]):
@@ -338,6 +354,7 @@ def read(node: Node) -> NodeSettings:
         image_topics=topics,
         camera_info_topics=info,
         camera_names=names,
+        images_rectified=rectified,
         compressed=[raw["compressed"] or t.endswith("/compressed") for t in topics],
         input_qos=raw["input_qos"],
         max_stamp_jump=raw["max_stamp_jump"],
@@ -364,6 +381,7 @@ def read(node: Node) -> NodeSettings:
         preprocess_mode=raw["preprocess_mode"],
         fusion=raw["fusion"],
         filter=filter_cfg,
+        output_size=raw["output_size"],
         organized=raw["cloud.organized"],
         decimation=raw["cloud.decimation"],
         output_reliability=raw["output_reliability"],

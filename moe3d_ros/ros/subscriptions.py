@@ -16,7 +16,7 @@ from ..intake.stamps import NS, stamp_to_ns
 from ..intake.window import FrameWindow, StampedFrame
 from ..outputs.scale import OdometryTrack
 from ..timing import RateLimiter
-from .conversions import camera_info_intrinsics, check_compressed, check_image, metric_depth, odometry_pose
+from .conversions import camera_model_of, check_compressed, check_image, metric_depth, odometry_pose
 from .input_qos import InputSubscription
 from .settings import NodeSettings
 
@@ -84,7 +84,7 @@ class Intake:
         camera = self.cameras[index]
         try:
             stamp = stamp_to_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)
-            k = camera_info_intrinsics(msg)
+            model = camera_model_of(msg, camera)
             if camera.image_hw is not None and camera.image_hw != (msg.height, msg.width):
                 raise Rejected("camera_info", f"CameraInfo is {msg.width}x{msg.height} but the images are "
                                               f"{camera.image_hw[1]}x{camera.image_hw[0]}")
@@ -92,7 +92,7 @@ class Intake:
             reason = exc.reason if exc.reason.startswith("camera_info") else "camera_info"
             self.reject(camera, reason, f"camera_info: {exc}", time.monotonic())
             return
-        camera.infos.add(stamp, (k, (msg.height, msg.width)))
+        camera.infos.add(stamp, model)
 
     def on_depth(self, index: int, msg: Image) -> None:
         """A metric depth image for the scale: converted here (cheap), kept by stamp."""

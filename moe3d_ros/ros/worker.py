@@ -20,6 +20,7 @@ from ..intake.stderr_capture import capture_stderr, emit, is_decoder_line
 from ..intake.window import StampedFrame, WindowSnapshot
 from ..outputs.device_postprocess import device_outputs
 from ..outputs.postprocess import camera_poses, camera_product, fused_cloud, product_intrinsics
+from ..outputs.registration import register_to_source
 from ..outputs.scale import (
     ScaleEstimate,
     ScaleMeasurement,
@@ -133,6 +134,9 @@ class Worker:
             except Rejected as exc:
                 self.intake.reject(self.cameras[frame.camera], exc.reason, str(exc), time.monotonic())
                 continue
+            model, _ = self.cameras[frame.camera].model_for(frame.stamp_ns, rgb.shape[:2])
+            if model is not None and model.rectification is not None:  # a distorted raw image: made pinhole first
+                rgb = model.rectification.apply(rgb)
             frames.append(frame)
             images.append(rgb)
         return frames, images
@@ -240,6 +244,8 @@ class Worker:
             products = [camera_product(pred, i, s.filter, scale, k) for i, k in zip(published, intrinsics)]
             if want_cloud:
                 cloud = fused_cloud(pred, products, organized, s.decimation, scale)
+        if s.output_size == "input":  # the cloud above stays on the model's grid; the images match the camera's
+            products = [register_to_source(pred, product, k) for product, k in zip(products, intrinsics)]
         outputs = Outputs([], frames[0].payload.header, poses, cloud)
         for frame_index, product in zip(published, products):
             frame = frames[frame_index]
