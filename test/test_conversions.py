@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from moe3d_ros.intake.camera import CameraState
+
 pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs (ROS 2 or the ros-jazzy-sensor-msgs wheel) is not installed")
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
@@ -17,7 +19,7 @@ from moe3d_ros.intake.checks import Rejected  # noqa: E402
 from moe3d_ros.outputs.postprocess import CLOUD_DTYPE  # noqa: E402
 from moe3d_ros.ros.conversions import (  # noqa: E402
     ENCODINGS,
-    camera_info_intrinsics,
+    camera_model_of,
     camera_info_msg,
     cloud_msg,
     cloud_records,
@@ -106,12 +108,15 @@ def test_depth_is_32fc1_with_nan_kept():
 def test_camera_info_carries_intrinsics_and_projection():
     k = np.array([[300.0, 0, 160.5], [0, 310.0, 120.25], [0, 0, 1]])
     msg = camera_info_msg(k, 320, 240, header())
-    np.testing.assert_array_equal(camera_info_intrinsics(msg), k)
+    camera = CameraState.create("cam", "/cam/image_raw", 1.0, 1.0, 0.1, None)
+    model = camera_model_of(msg, camera)
+    np.testing.assert_array_equal(model.k, k)
+    assert model.rectification is None and camera_model_of(msg, camera) is model  # unchanged CameraInfo: reused
     np.testing.assert_array_equal(np.array(msg.p).reshape(3, 4)[:, :3], k)
     assert (msg.width, msg.height, msg.distortion_model) == (320, 240, "plumb_bob")
     msg.k = [0.0] * 9
     with pytest.raises(Rejected, match="no focal length"):
-        camera_info_intrinsics(msg)
+        camera_model_of(msg, camera)
 
 
 def _cloud(shape):

@@ -56,6 +56,7 @@ NODE_PARAMS = {
     "filter.max_gate_entropy": math.inf,
     "filter.max_edge_jump": math.inf,
     "diagnostics_period": 0.2,
+    "output_size": "model",  # these checks compare the images with the cloud pixel for pixel (test_node_outputs: input size)
 }
 
 

@@ -204,8 +204,9 @@ def test_bad_camera_info_is_rejected_and_each_frame_uses_the_info_of_its_stamp(t
         camera.publish(t2)
         spin_until(ros_node, lambda: t2 in {_stamp_ns(m) for m in camera.infos}, 20, "depth of the second frame", proc)
         by_stamp = {_stamp_ns(m): m for m in camera.infos}
-        scale = 224 / 160
-        assert by_stamp[t1].k[0] == pytest.approx(150 * scale) and by_stamp[t2].k[0] == pytest.approx(300 * scale)
+        # depth registered to the camera image (output_size input): its own K, at its own size
+        assert by_stamp[t1].k[0] == pytest.approx(150) and by_stamp[t2].k[0] == pytest.approx(300)
+        assert (by_stamp[t1].width, by_stamp[t1].height) == (160, 120)
         for msg in camera.infos:
             assert np.isfinite(msg.k).all() and np.isfinite(msg.p).all()
         for cloud in camera.clouds:

@@ -11,7 +11,15 @@ import torch
 from moe3d_ros.inference.engine import Predictions
 from moe3d_ros.outputs.filtering import FilterConfig
 from moe3d_ros.model.geometry import quaternion_to_matrix, unproject_depth
-from moe3d_ros.outputs.postprocess import CLOUD_DTYPE, GATING_PALETTE, camera_poses, camera_product, fused_cloud, gating_colors
+from moe3d_ros.outputs.postprocess import (
+    CLOUD_DTYPE,
+    GATING_PALETTE,
+    camera_cloud,
+    camera_poses,
+    camera_product,
+    fused_cloud,
+    gating_colors,
+)
 from moe3d_ros.inference.preprocess import plan_transform
 
 KEEP_ALL = FilterConfig(min_confidence=0.0, max_gate_entropy=math.inf, max_edge_jump=math.inf)
@@ -122,3 +130,14 @@ def test_out_of_range_points_lie_at_infinity_along_their_rays_in_organised_cloud
     loose = fused_cloud(pred, products, organized=False)
     assert np.isfinite(np.stack([loose["x"], loose["y"], loose["z"]])).all()
     assert len(loose) == 2 * products[0].depth.size - 2 * far.size
+
+
+def test_a_cameras_own_cloud_is_its_depth_unprojected_in_its_own_frame():
+    pred = _predictions()
+    product = camera_product(pred, 1, FilterConfig(min_confidence=0.0, max_gate_entropy=0.7, max_edge_jump=math.inf), 1.0)
+    cloud = camera_cloud(product, organized=True)
+    expected = unproject_depth(torch.from_numpy(np.nan_to_num(product.depth)), torch.from_numpy(product.intrinsics).float()).numpy()
+    expected[np.isnan(product.depth)] = np.nan
+    np.testing.assert_allclose(np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=-1), expected, atol=1e-5, equal_nan=True)
+    loose = camera_cloud(product, organized=False, decimation=2)
+    assert len(loose) == np.isfinite(product.depth[::2, ::2]).sum()

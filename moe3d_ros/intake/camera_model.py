@@ -76,8 +76,7 @@ def camera_model(k: np.ndarray, d: np.ndarray, r: np.ndarray, p: np.ndarray, dis
             raise Rejected("camera_info", f"equidistant distortion needs 4 coefficients, got {d.size}")
         map_u, map_v = cv2.fisheye.initUndistortRectifyMap(k, d[:4], r, p3, (width, height), cv2.CV_32FC1)
     else:
-        raise Rejected("camera_info", f"distortion model {distortion_model[:32]!r} with a non-zero D cannot be rectified here "
-                                      f"(plumb_bob, rational_polynomial, equidistant can): subscribe to the rectified "
-                                      f"image (image_proc's image_rect) instead")
+        raise Rejected("camera_info", f"use the image_rect topic: distortion model {distortion_model[:32]!r} is not "
+                                      f"rectified here (plumb_bob, rational_polynomial, equidistant are)")
     check_intrinsics(p3, width, height)
     return CameraModel(p3.copy(), (height, width), Rectification(map_u, map_v))

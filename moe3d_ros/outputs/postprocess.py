@@ -166,6 +166,19 @@ def fused_cloud(pred: Predictions, products: list[CameraProduct], organized: boo
     return np.concatenate(parts).view(CLOUD_DTYPE)[:, 0]
 
 
+def camera_cloud(product: CameraProduct, organized: bool, decimation: int = 1) -> np.ndarray:
+    """One camera's points in its own optical frame (REP-103: z forward), as CLOUD_DTYPE records:
+    for consumers that ray-cast from the cloud's origin (OctoMap, costmap voxel layers), which a
+    fused cloud in another camera's frame would mislead. Organised [h, w] or unorganised [N]."""
+    identity = np.hstack([np.eye(3), np.zeros((3, 1))])
+    shape = product.depth[::decimation, ::decimation].shape
+    block = np.empty((*shape, 6), dtype=np.float32)
+    _pack_points(block, product, identity, decimation)
+    if not organized:
+        block = block[np.isfinite(block[..., :3]).all(axis=-1)]
+    return block.view(CLOUD_DTYPE)[..., 0]
+
+
 def camera_poses(pred: Predictions, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Camera-to-reference poses of the window: positions [S, 3] (model units x `scale`) and
     quaternions x,y,z,w [S, 4]."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from geometry_msgs.msg import Pose, PoseArray
@@ -30,6 +30,7 @@ class Outputs:
     reference: Header
     poses: tuple[np.ndarray, np.ndarray] | None = None  # positions [S, 3], quaternions [S, 4]
     cloud: np.ndarray | None = None  # CLOUD_DTYPE records
+    camera_clouds: dict[int, np.ndarray] = field(default_factory=dict)  # camera index -> its own cloud (its optical frame)
 
 
 def pose_array(header: Header, positions: np.ndarray, quaternions: np.ndarray) -> PoseArray:
@@ -54,6 +55,7 @@ class OutputPublishers:
                 "depth": node.create_publisher(Image, f"{name}/depth/image", qos),
                 "info": node.create_publisher(CameraInfo, f"{name}/depth/camera_info", qos),
                 "confidence": node.create_publisher(Image, f"{name}/confidence", qos),
+                "points": node.create_publisher(PointCloud2, f"{name}/points", qos),
             }
             if gating:
                 entry["gating"] = node.create_publisher(Image, f"{name}/gating", qos)
@@ -81,6 +83,9 @@ class OutputPublishers:
     def want_cloud(self) -> bool:
         return self.points.get_subscription_count() > 0
 
+    def want_camera_clouds(self) -> list[bool]:
+        return [entry["points"].get_subscription_count() > 0 for entry in self.per_camera]
+
     def want_poses(self) -> bool:
         return self.want_cloud() or self.poses.get_subscription_count() > 0
 
@@ -98,7 +103,7 @@ class OutputPublishers:
 
     def publish(self, outputs: Outputs) -> None:
         for camera_index, product, header in outputs.cameras:
-            self._publish_camera(camera_index, product, header)
+            self._publish_camera(camera_index, product, header, outputs.camera_clouds.get(camera_index))
         if outputs.cloud is not None:
             self._publish(self.points, cloud_msg(outputs.cloud, outputs.reference))
         if outputs.poses is not None and self.poses.get_subscription_count() > 0:
@@ -133,8 +138,8 @@ class OutputPublishers:
             if self._open:
                 publisher.publish(msg)
 
-    def _publish_camera(self, index: int, product: CameraProduct, header: Header) -> None:
-        """Depth and its camera_info always go together."""
+    def _publish_camera(self, index: int, product: CameraProduct, header: Header, cloud: np.ndarray | None) -> None:
+        """Depth and its camera_info always go together; `cloud` is the camera's own, in its frame."""
         pubs = self.per_camera[index]
         height, width = product.depth.shape
         wanted = {name: pub.get_subscription_count() > 0 for name, pub in pubs.items()}
@@ -147,3 +152,5 @@ class OutputPublishers:
             self._publish(pubs["gating"], image_msg(product.winner, "mono8", header))
         if product.winner is not None and wanted.get("gating_color"):
             self._publish(pubs["gating_color"], image_msg(gating_colors(product.winner), "rgb8", header))
+        if cloud is not None:
+            self._publish(pubs["points"], cloud_msg(cloud, header))

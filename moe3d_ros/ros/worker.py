@@ -19,7 +19,7 @@ from ..intake.checks import Rejected, shorten
 from ..intake.stderr_capture import capture_stderr, emit, is_decoder_line
 from ..intake.window import StampedFrame, WindowSnapshot
 from ..outputs.device_postprocess import device_outputs
-from ..outputs.postprocess import camera_poses, camera_product, fused_cloud, product_intrinsics
+from ..outputs.postprocess import camera_cloud, camera_poses, camera_product, fused_cloud, product_intrinsics
 from ..outputs.registration import register_to_source
 from ..outputs.scale import (
     ScaleEstimate,
@@ -244,7 +244,10 @@ class Worker:
             products = [camera_product(pred, i, s.filter, scale, k) for i, k in zip(published, intrinsics)]
             if want_cloud:
                 cloud = fused_cloud(pred, products, organized, s.decimation, scale)
-        if s.output_size == "input":  # the cloud above stays on the model's grid; the images match the camera's
+        want_camera_clouds = self.outputs.want_camera_clouds()
+        camera_clouds = {frames[i].camera: camera_cloud(product, s.organized, s.decimation)
+                         for i, product in zip(published, products) if want_camera_clouds[frames[i].camera]}
+        if s.output_size == "input":  # the clouds above stay on the model's grid; the images match the camera's
             products = [register_to_source(pred, product, k) for product, k in zip(products, intrinsics)]
         outputs = Outputs([], frames[0].payload.header, poses, cloud)
         for frame_index, product in zip(published, products):
@@ -252,6 +255,8 @@ class Worker:
             camera = self.cameras[frame.camera]
             if frame.stamp_ns != camera.last_published_ns:
                 outputs.cameras.append((frame.camera, product, frame.payload.header))
+                if frame.camera in camera_clouds:
+                    outputs.camera_clouds[frame.camera] = camera_clouds[frame.camera]
                 camera.last_published_ns = frame.stamp_ns
         return outputs
 
