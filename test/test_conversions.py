@@ -20,6 +20,7 @@ from moe3d_ros.outputs.postprocess import CLOUD_DTYPE  # noqa: E402
 from moe3d_ros.ros.conversions import (  # noqa: E402
     ENCODINGS,
     camera_model_of,
+    new_message,
     camera_info_msg,
     cloud_msg,
     cloud_records,
@@ -175,3 +176,39 @@ def test_cross_check_with_cv_bridge():
     np.testing.assert_array_equal(bridge.imgmsg_to_cv2(image_msg(RGB, "rgb8", header())), RGB)
     depth = RNG.uniform(0.5, 3, (4, 6)).astype(np.float32)
     np.testing.assert_array_equal(bridge.imgmsg_to_cv2(depth_msg(depth, header())), depth)
+
+
+class _HumbleMessage:
+    """A message class as Humble generates it: keyword arguments must be field names."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, **kwargs):
+        assert all("_" + key in self.__slots__ for key in kwargs), f"invalid arguments: {sorted(kwargs)}"
+
+
+def test_messages_are_built_on_humble_and_on_later_distros():
+    assert isinstance(new_message(_HumbleMessage), _HumbleMessage)  # Humble: no check_fields argument
+    image = new_message(Image)  # Jazzy: with field checks
+    image.data = array.array("B", b"\x01\x02")
+    assert bytes(image.data) == b"\x01\x02"
+
+
+def test_the_qos_event_callbacks_import_on_humble_and_on_later_distros(monkeypatch):
+    import importlib
+    import sys
+    import types
+
+    import moe3d_ros.ros.input_qos as input_qos
+    from rclpy.event_handler import SubscriptionEventCallbacks
+
+    assert input_qos.SubscriptionEventCallbacks is SubscriptionEventCallbacks  # Iron and later
+    humble = types.ModuleType("rclpy.qos_event")
+    humble.SubscriptionEventCallbacks = type("HumbleCallbacks", (), {})
+    monkeypatch.setitem(sys.modules, "rclpy.event_handler", None)  # as on Humble: no such module
+    monkeypatch.setitem(sys.modules, "rclpy.qos_event", humble)
+    try:
+        assert importlib.reload(input_qos).SubscriptionEventCallbacks is humble.SubscriptionEventCallbacks
+    finally:
+        monkeypatch.undo()
+        importlib.reload(input_qos)

@@ -36,6 +36,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of live operation after the first output")
     parser.add_argument("--rate", type=float, default=None,
                         help="demo camera frame rate [Hz] (default 5; 1 with --compare, so both nodes serve most frames)")
+    parser.add_argument("--blur", type=float, default=0.0, metavar="SIGMA",
+                        help="Gaussian blur of the camera images, sigma in pixels (the ground truth stays sharp)")
+    parser.add_argument("--motion-blur", type=float, default=0.0, metavar="PX",
+                        help="blur each camera image along its motion to the next frame, median length PX pixels")
     parser.add_argument("--checkpoint", default="", help="model for the node (default: the bundled demo model)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
@@ -69,6 +73,7 @@ class Monitor:
         self.gt_times: deque = deque(maxlen=200)
         self.latencies: deque = deque(maxlen=200)
         self.scores: list[tuple[float, float]] = []
+        self.edges: list[tuple[float, float]] = []  # per output: share of edge-band pixels published, and mixed among those
         self.metric: list[float] = []  # AbsRel of the published depth as it is, no scale fit
         self.log_scales: list[float] = []  # log(exact / published) per output: its steps are the jitter
         self.last: dict[str, object] = {}
@@ -110,7 +115,7 @@ class Monitor:
         self.images[self._key(msg)] = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3).copy()
 
     def _on_depth(self, msg) -> None:
-        from ..eval.metrics import boundary_f1, depth_metrics
+        from ..eval.metrics import boundary_f1, depth_metrics, discontinuity_band, mixed_pixel_ratio
 
         now = time.monotonic()
         self.depth_times.append(now)
@@ -125,7 +130,15 @@ class Monitor:
         if valid.sum() < 100:
             return
         metrics = depth_metrics(depth, gt, valid)
-        self.scores.append((metrics["abs_rel"], boundary_f1(np.nan_to_num(depth, nan=0.0), gt, np.isfinite(gt))))
+        # Only published pixels are scored: a filtered pixel (NaN, or +-Inf out of range) is no
+        # depth 0, and scoring it as one would draw a false edge around every filtered pixel.
+        published = np.isfinite(depth)
+        truth = np.isfinite(gt) & (gt > 0)
+        band = discontinuity_band(gt, truth)
+        f1 = boundary_f1(np.where(published, depth, 1.0), gt, truth & published)
+        self.scores.append((metrics["abs_rel"], f1))
+        if band.any():
+            self.edges.append((float((band & published).sum() / band.sum()), mixed_pixel_ratio(depth, gt, truth)))
         self.metric.append(float(np.mean(np.abs(depth[valid] - gt[valid]) / gt[valid])))
         self.log_scales.append(float(np.log(np.median(gt[valid] / depth[valid]))))
 
@@ -158,10 +171,12 @@ class Monitor:
         abs_rel = np.mean([s[0] for s in self.scores[-20:]]) if self.scores else float("nan")
         f1 = np.mean([s[1] for s in self.scores[-20:]]) if self.scores else float("nan")
         metric = np.mean(self.metric[-20:]) if self.metric else float("nan")
+        edges = np.nanmean(np.array(self.edges[-20:]), axis=0) if self.edges else (float("nan"), float("nan"))
         latency = np.median(self.latencies) * 1000 if self.latencies else float("nan")
         return (f"{self.label}camera {self.rate(self.gt_times):4.1f} Hz | depth out {self.rate(self.depth_times):4.1f} Hz | "
                 f"latency {latency:5.0f} ms | inference {float(self.engine.get('inference_time_s', 'nan')) * 1000:5.0f} ms | "
-                f"AbsRel {abs_rel:.3f} | boundary F1 {f1:.3f} | metric AbsRel {metric:.3f} (no fit) | "
+                f"AbsRel {abs_rel:.3f} | boundary F1 {f1:.3f} (published pixels) | edge pixels published {edges[0]:.0%}, "
+                f"mixed {edges[1]:.0%} of those | metric AbsRel {metric:.3f} (no fit) | "
                 f"scale jitter {self.jitter():.4f} | scale {self.engine.get('scale_value', '?')} "
                 f"{self.engine.get('scale_status', '')} | windows {self.engine.get('windows', '0')}")
 
@@ -266,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             return [executable("moe3d_node"), "--ros-args", "--params-file", str(share_dir() / "config" / "demo.yaml"),
                     *[arg for p in params for arg in ("-p", p)]]
 
-        commands = [[executable("moe3d_demo_camera"), "--ros-args", "-p", f"rate:={args.rate}"], node_command(node_params)]
+        camera = [executable("moe3d_demo_camera"), "--ros-args", "-p", f"rate:={args.rate}", "-p", f"blur:={float(args.blur)}",
+                  "-p", f"motion_blur:={float(args.motion_blur)}"]
+        commands = [camera, node_command(node_params)]
         if args.compare:  # the same node with the DPT baseline, under its own namespace
             baseline = [p for p in node_params if not p.startswith("checkpoint:=")]
             baseline.append(f"checkpoint:={args.baseline or DEMO_BASELINE_DIR}")

@@ -2,13 +2,16 @@
 
 apt's cv_bridge breaks under numpy 2, and sensor_msgs_py reads 2-D arrays transposed for
 organised clouds, so messages are built here directly (the cloud's point layout is postprocess.CLOUD_DTYPE).
-Messages with large data are created with check_fields=True: their data setter then keeps the
-given array.array instead of copying it again. `msg.data` is always filled from an
+Messages with large data are created with check_fields=True where the distro has it (Iron and
+later; `new_message`): their data setter then keeps the given array.array instead of copying it
+again, as Humble's setter always does. `msg.data` is always filled from an
 `array.array('B')` (a memcpy); assigning an ndarray would copy element by element.
 """
 from __future__ import annotations
 
 import array
+import inspect
+from typing import Any
 
 import cv2
 import numpy as np
@@ -39,6 +42,14 @@ class ConversionError(Rejected):
 
     def __init__(self, message: str, reason: str = "data_length") -> None:
         super().__init__(reason, message)
+
+
+def new_message(msg_type: type) -> Any:
+    """`msg_type(check_fields=True)` on distros whose generated messages take it (Iron and
+    later), else `msg_type()` (Humble's constructors accept field names only)."""
+    if "check_fields" in inspect.signature(msg_type.__init__).parameters:
+        return msg_type(check_fields=True)
+    return msg_type()
 
 
 def _bytes(data: np.ndarray) -> array.array:
@@ -97,7 +108,7 @@ def compressed_to_rgb(msg: CompressedImage, limits: ImageLimits = DEFAULT_LIMITS
 def image_msg(pixels: np.ndarray, encoding: str, header: Header) -> Image:
     """Pixel array already in `encoding`'s layout (HxW or HxWxC) -> Image."""
     pixels = np.ascontiguousarray(pixels)
-    msg = Image(check_fields=True)  # with field checks on, an array.array is taken without a second copy
+    msg = new_message(Image)  # with field checks on, an array.array is taken without a second copy
     msg.header = header
     msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
     msg.encoding = encoding
@@ -193,7 +204,7 @@ def cloud_msg(records: np.ndarray, header: Header) -> PointCloud2:
     """CLOUD_DTYPE records, organised [H, W] or unorganised [N] -> PointCloud2."""
     if records.dtype != CLOUD_DTYPE:
         raise ValueError(f"cloud records must have CLOUD_DTYPE, got {records.dtype}")
-    msg = PointCloud2(check_fields=True)  # an array.array is then taken without a second copy
+    msg = new_message(PointCloud2)  # an array.array is then taken without a second copy
     msg.header = header
     msg.height, msg.width = (int(records.shape[0]), int(records.shape[1])) if records.ndim == 2 else (1, int(records.shape[0]))
     msg.fields = CLOUD_FIELDS

@@ -1,7 +1,8 @@
 """demo_camera: a synthetic camera for trying moe3d_node without hardware.
 
 Renders one procedural scene along a looping camera path and publishes, with one stamp per frame:
-- <ns>/image_raw (rgb8) and <ns>/camera_info, as a camera driver does;
+- <ns>/image_raw (rgb8) and <ns>/camera_info, as a camera driver does (optionally blurred:
+  `blur` sigma and `motion_blur` length in pixels, as defocus and motion blur a robot's frames);
 - <ns>/depth_gt (32FC1, metres along the optical axis), the exact depth, so the demo can score
   the node's output live;
 - <ns>/depth_sparse (32FC1 metres, 0 = no return): a multi-beam LiDAR projected into the image,
@@ -20,7 +21,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from ..data.blur import BlurCondition
 from ..data.sensors import SimulatedSensors
+from ..data.sequence import RGBDSequence
 from ..data.synthetic import SyntheticConfig, default_intrinsics, generate_scene
 from ..model.geometry import matrix_to_quaternion
 from .conversions import camera_info_msg, depth_msg, image_msg
@@ -37,11 +40,16 @@ class DemoCamera(Node):
         self.declare_parameter("path_frames", 48, ParameterDescriptor(description="frames before the camera path loops"))
         self.declare_parameter("width", 224, ParameterDescriptor(description="image width"))
         self.declare_parameter("height", 168, ParameterDescriptor(description="image height"))
+        self.declare_parameter("blur", 0.0, ParameterDescriptor(description="Gaussian blur of the images, sigma in pixels "
+                                                                            "(focus; depth_gt stays sharp)"))
+        self.declare_parameter("motion_blur", 0.0, ParameterDescriptor(description="blur along each frame's image motion to the "
+                                                                                   "next frame, median length in pixels"))
         rate = self.get_parameter("rate").value
         seed = self.get_parameter("seed").value
         frames = self.get_parameter("path_frames").value
         if rate <= 0 or frames < 2:
             raise ValueError("rate must be positive and path_frames at least 2")
+        self.blur = BlurCondition(sigma=self.get_parameter("blur").value, motion=self.get_parameter("motion_blur").value)
         config = SyntheticConfig(height=self.get_parameter("height").value, width=self.get_parameter("width").value)
         self.config = config
         self.scene = generate_scene(seed, config)
@@ -59,12 +67,18 @@ class DemoCamera(Node):
         self.odometry = self.sensors.odometry()
         self.index = 0
         self.create_timer(1.0 / rate, self._tick)
-        self.get_logger().info(f"synthetic scene {seed}: {config.width}x{config.height} at {rate} Hz on {self.get_namespace()}")
+        self.get_logger().info(f"synthetic scene {seed}: {config.width}x{config.height} at {rate} Hz on {self.get_namespace()} "
+                               f"({self.blur.describe()})")
 
     def _tick(self) -> None:
         pose = self.poses[self.index % len(self.poses)]
         self.index += 1
         image, depth, valid = self.scene.render(pose, self.intrinsics, self.config.height, self.config.width)
+        if self.blur.active:
+            next_pose = self.poses[self.index % len(self.poses)]
+            pair = RGBDSequence("demo", np.stack([image, image]), np.stack([depth, depth]), np.stack([valid, valid]),
+                                np.stack([self.intrinsics, self.intrinsics]), np.stack([pose, next_pose]))
+            image = self.blur.apply(pair).images[0]
         header = Header(frame_id=FRAME_ID, stamp=self.get_clock().now().to_msg())
         self.depth_pub.publish(depth_msg(np.where(valid, depth, np.nan).astype(np.float32), header))
         self.sparse_pub.publish(depth_msg(self.sensors.sparse_depth(depth, valid, self.index), header))
