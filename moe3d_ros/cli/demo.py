@@ -115,6 +115,8 @@ class Monitor:
         self.images[self._key(msg)] = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3).copy()
 
     def _on_depth(self, msg) -> None:
+        from scipy.ndimage import distance_transform_edt
+
         from ..eval.metrics import boundary_f1, depth_metrics, discontinuity_band, mixed_pixel_ratio
 
         now = time.monotonic()
@@ -130,12 +132,17 @@ class Monitor:
         if valid.sum() < 100:
             return
         metrics = depth_metrics(depth, gt, valid)
-        # Only published pixels are scored: a filtered pixel (NaN, or +-Inf out of range) is no
-        # depth 0, and scoring it as one would draw a false edge around every filtered pixel.
+        # Only published pixels count: a filtered pixel (NaN, or +-Inf out of range) is no depth 0
+        # (scored as one it would draw a false edge around every filtered pixel). The node's edge
+        # filter removes both sides of each step, so a gap takes its nearest published pixel's
+        # depth: the edge lands where the two published surfaces meet, as a consumer sees it.
         published = np.isfinite(depth)
         truth = np.isfinite(gt) & (gt > 0)
         band = discontinuity_band(gt, truth)
-        f1 = boundary_f1(np.where(published, depth, 1.0), gt, truth & published)
+        if not published.any():
+            return
+        nearest = distance_transform_edt(~published, return_distances=False, return_indices=True)
+        f1 = boundary_f1(depth[tuple(nearest)], gt, truth)
         self.scores.append((metrics["abs_rel"], f1))
         if band.any():
             self.edges.append((float((band & published).sum() / band.sum()), mixed_pixel_ratio(depth, gt, truth)))
@@ -175,7 +182,7 @@ class Monitor:
         latency = np.median(self.latencies) * 1000 if self.latencies else float("nan")
         return (f"{self.label}camera {self.rate(self.gt_times):4.1f} Hz | depth out {self.rate(self.depth_times):4.1f} Hz | "
                 f"latency {latency:5.0f} ms | inference {float(self.engine.get('inference_time_s', 'nan')) * 1000:5.0f} ms | "
-                f"AbsRel {abs_rel:.3f} | boundary F1 {f1:.3f} (published pixels) | edge pixels published {edges[0]:.0%}, "
+                f"AbsRel {abs_rel:.3f} | boundary F1 {f1:.3f} (published pixels, gaps closed) | edge pixels published {edges[0]:.0%}, "
                 f"mixed {edges[1]:.0%} of those | metric AbsRel {metric:.3f} (no fit) | "
                 f"scale jitter {self.jitter():.4f} | scale {self.engine.get('scale_value', '?')} "
                 f"{self.engine.get('scale_status', '')} | windows {self.engine.get('windows', '0')}")

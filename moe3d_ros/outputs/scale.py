@@ -155,11 +155,10 @@ class OdometryTrack:
         return (base @ self.camera_in_base)[:3, 3]
 
 
-def odometry_log_ratios(predicted_positions: np.ndarray, metric_positions: list[np.ndarray | None],
-                        min_baseline: float) -> np.ndarray:
-    """log(metric / predicted baseline) for every pair of window frames whose metric baseline is at
-    least `min_baseline` metres (distances need no alignment of the two frames of reference)."""
-    ratios = []
+def metric_baselines(metric_positions: list[np.ndarray | None], min_baseline: float) -> list[tuple[int, int, float]]:
+    """(i, j, metres) of every pair of window frames whose odometry baseline is at least
+    `min_baseline`; raises ScaleRefused (standing still, or odometry missing) when there is none."""
+    pairs = []
     longest = 0.0
     for i in range(len(metric_positions)):
         for j in range(i + 1, len(metric_positions)):
@@ -168,14 +167,26 @@ def odometry_log_ratios(predicted_positions: np.ndarray, metric_positions: list[
                 continue
             metric = float(np.linalg.norm(pi - pj))
             longest = max(longest, metric)
-            predicted = float(np.linalg.norm(predicted_positions[i] - predicted_positions[j]))
-            if metric >= min_baseline and predicted > 0:
-                ratios.append(math.log(metric / predicted))
-    if not ratios:
+            if metric >= min_baseline:
+                pairs.append((i, j, metric))
+    if not pairs:
         known = sum(p is not None for p in metric_positions)
         if known < 2:
             raise ScaleRefused(f"odometry covers {known} of the window's {len(metric_positions)} frames")
         raise ScaleRefused(f"standing still: longest baseline {longest:.3f} m < scale.min_baseline {min_baseline} m")
+    return pairs
+
+
+def odometry_log_ratios(predicted_positions: np.ndarray, metric_positions: list[np.ndarray | None],
+                        min_baseline: float) -> np.ndarray:
+    """log(metric / predicted baseline) for every pair of window frames whose metric baseline is at
+    least `min_baseline` metres (distances need no alignment of the two frames of reference); the
+    predicted baselines are the camera head's."""
+    ratios = []
+    for i, j, metric in metric_baselines(metric_positions, min_baseline):
+        predicted = float(np.linalg.norm(predicted_positions[i] - predicted_positions[j]))
+        if predicted > 0:
+            ratios.append(math.log(metric / predicted))
     return np.asarray(ratios)
 
 

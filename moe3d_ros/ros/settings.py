@@ -139,6 +139,13 @@ SPECS: dict[str, ParamSpec] = {
     "scale.odometry_topic": ParamSpec("", _T.PARAMETER_STRING, "nav_msgs/Odometry of the robot's base; for scale.mode odometry"),
     "scale.camera_in_base": ParamSpec([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], _T.PARAMETER_DOUBLE_ARRAY,
                                       "The reference camera's optical frame in the odometry's base frame: x y z qx qy qz qw"),
+    "scale.odometry_baseline": ParamSpec("images", _T.PARAMETER_STRING,
+                                         "What the odometry's baselines are compared with: images (the camera's own "
+                                         "translation from tracked features and the predicted depth, any model) or camera_head "
+                                         "(the model's predicted poses)", choices=("images", "camera_head")),
+    "scale.base_frame": ParamSpec("", _T.PARAMETER_STRING,
+                                  "child_frame_id the odometry must carry: the frame scale.camera_in_base is given in; "
+                                  "odometry of another frame is rejected (counted, in /diagnostics); '' = any"),
     "scale.min_baseline": ParamSpec(0.1, _T.PARAMETER_DOUBLE,
                                     "Odometry baselines shorter than this [m] are not used (standing still: the scale holds)",
                                     min_value=0.0),
@@ -190,6 +197,8 @@ class NodeSettings:
     scale_odometry_topic: str
     scale_camera_in_base: tuple[float, ...]
     scale_min_baseline: float
+    scale_odometry_baseline: str
+    scale_base_frame: str
     diagnostics_period: float
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -393,6 +402,8 @@ def read(node: Node) -> NodeSettings:
         scale_odometry_topic=raw["scale.odometry_topic"],
         scale_camera_in_base=tuple(mount),
         scale_min_baseline=raw["scale.min_baseline"],
+        scale_odometry_baseline=raw["scale.odometry_baseline"],
+        scale_base_frame=raw["scale.base_frame"],
         diagnostics_period=raw["diagnostics_period"],
         raw=raw,
     )

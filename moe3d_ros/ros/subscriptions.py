@@ -30,6 +30,7 @@ class Intake:
         self.node, self.cameras, self.window, self.odometry = node, cameras, window, odometry
         self.rate_limit = rate_limit
         self.reference_camera = settings.reference_camera
+        self.base_frame = settings.scale_base_frame
         s = settings
         log = node.get_logger().info
         self.subscriptions: list[InputSubscription] = []
@@ -108,6 +109,10 @@ class Intake:
     def on_odometry(self, msg: Odometry) -> None:
         try:
             stamp = stamp_to_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)
+            base = self.base_frame
+            if base and msg.child_frame_id != base:  # scale.camera_in_base is given in `base`: another frame's motion differs
+                raise Rejected("scale_input", f"odometry of child_frame_id {shorten(msg.child_frame_id)!r}, not scale.base_frame "
+                                              f"{base!r}")
             pose = odometry_pose(msg)
         except Rejected as exc:
             self.reject(self.cameras[self.reference_camera], "scale_input", f"odometry: {exc}", time.monotonic())

@@ -21,6 +21,7 @@ from ..intake.window import StampedFrame, WindowSnapshot
 from ..outputs.device_postprocess import device_outputs
 from ..outputs.postprocess import camera_cloud, camera_poses, camera_product, fused_cloud, product_intrinsics
 from ..outputs.registration import register_to_source
+from ..outputs.visual_baseline import visual_log_ratios
 from ..outputs.scale import (
     ScaleEstimate,
     ScaleMeasurement,
@@ -183,13 +184,14 @@ class Worker:
             self.log.warning(f"cameras of different sizes {list(sizes)} in one window: padded to the largest")
         self.stats.last_sizes = sizes
         decode_s = time.perf_counter() - window_start
+        measured = self._measured_depths(frames)  # now: a slow window must not outlive its frames' depth images
         self._maybe_inject_fault()
         pred = self.engine.run(images, keys=[(f.camera, f.stamp_ns) for f in frames])
         post_start = time.perf_counter()
         newest: dict[int, int] = {}
         for index, frame in enumerate(frames):
             newest.setdefault(frame.camera, index)
-        scale = self._update_scale(frames, pred, list(newest.values()))
+        scale = self._update_scale(frames, pred, list(newest.values()), measured)
         if not publishable(self.settings.scale_mode, self.last_scale, self.settings.scale_publish_unscaled):
             self._withhold_unscaled(frames, newest.values())
             return
@@ -260,21 +262,40 @@ class Worker:
                 camera.last_published_ns = frame.stamp_ns
         return outputs
 
-    def _update_scale(self, frames: list[StampedFrame], pred: Predictions, published: list[int]) -> float:
+    def _model_intrinsics(self, pred: Predictions, frame: StampedFrame, index: int) -> np.ndarray:
+        """K of window frame `index` on the model's grid: the camera's CameraInfo mapped there, else the prediction."""
+        k, _ = self.cameras[frame.camera].intrinsics_for(frame.stamp_ns, pred.transforms[index].source_hw)
+        if k is None:
+            return pred.intrinsics[index].astype(np.float64)
+        return pred.transforms[index].intrinsics_to_model(torch.from_numpy(np.asarray(k, dtype=np.float64))).numpy()
+
+    def _measured_depths(self, frames: list[StampedFrame]) -> list[np.ndarray | None]:
+        """Each frame's metric depth image (scale.mode depth), looked up before the model runs: the
+        history holds the last few only."""
+        if self.settings.scale_mode != "depth":
+            return [None] * len(frames)
+        return [self.cameras[f.camera].depths.nearest(f.stamp_ns) if self.cameras[f.camera].depths else None for f in frames]
+
+    def _update_scale(self, frames: list[StampedFrame], pred: Predictions, published: list[int],
+                      measured: list[np.ndarray | None]) -> float:
         """Metres (or the first window's units) per model unit for this window, from the tracker."""
         s = self.settings
         measurement: ScaleMeasurement | ScaleRefused | None = None
         try:
             if s.scale_mode == "depth":
-                measured = [self.cameras[f.camera].depths.nearest(f.stamp_ns) if self.cameras[f.camera].depths else None
-                            for f in frames]
                 measurement = depth_measurement(list(pred.depth), measured, pred.transforms, published)
             elif s.scale_mode == "odometry":
                 reference = frames[0].camera
                 indices = [i for i, f in enumerate(frames) if f.camera == reference]  # the mounted camera's frames
-                positions, _ = camera_poses(pred)
                 metric = [self.odometry.camera_position(frames[i].stamp_ns) for i in indices]
-                measurement = robust_log_fit(odometry_log_ratios(positions[indices], metric, s.scale_min_baseline), min_samples=1)
+                if s.scale_odometry_baseline == "images":
+                    k = [self._model_intrinsics(pred, frames[i], i) for i in indices]
+                    ratios = visual_log_ratios([pred.images[i] for i in indices], [pred.depth[i] for i in indices], k, metric,
+                                               s.scale_min_baseline)
+                else:
+                    positions, _ = camera_poses(pred)
+                    ratios = odometry_log_ratios(positions[indices], metric, s.scale_min_baseline)
+                measurement = robust_log_fit(ratios, min_samples=1)
         except ScaleRefused as exc:
             measurement = exc
         depths = {(f.camera, f.stamp_ns): pred.depth[i] for i, f in enumerate(frames)}
