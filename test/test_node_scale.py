@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from ros_harness import Diagnostics, NodeProcess, domain_id, make_small_model, ros_test_node, spin_once, spin_until
+from ros_harness import Diagnostics, NodeProcess, domain_id, make_small_model, republish_until, ros_test_node, spin_once, spin_until
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
@@ -129,6 +129,8 @@ def test_depth_mode_is_silent_until_the_first_depth_image_then_metric_within_a_s
 def test_odometry_scales_the_poses_and_holds_when_the_robot_stands_still(tmp_path, checkpoint, ros_node):
     proc = NodeProcess(DOMAIN_ID, {"checkpoint": str(checkpoint), "image_topics": ["/robot/image_raw"], "scale.mode": "odometry",
                                    "scale.odometry_topic": "/robot/odom", "scale.min_baseline": 0.05, "window_size": 2,
+                                   "scale.odometry_baseline": "camera_head",  # noise images: nothing to track
+                                   "scale.base_frame": "base_link",
                                    **COMMON}, tmp_path)
     try:
         images = ros_node.create_publisher(Image, "/robot/image_raw", RELIABLE)
@@ -152,6 +154,7 @@ def test_odometry_scales_the_poses_and_holds_when_the_robot_stands_still(tmp_pat
                 stamp = time.time_ns()
                 msg = Odometry()
                 msg.header = _header(stamp)
+                msg.child_frame_id = "base_link"
                 msg.pose.pose.position.x = x
                 msg.pose.pose.orientation.w = 1.0
                 odometry.publish(msg)
@@ -162,6 +165,13 @@ def test_odometry_scales_the_poses_and_holds_when_the_robot_stands_still(tmp_pat
                 x += speed * 0.05 if moving else 0.0
             return x
 
+        other = Odometry(child_frame_id="camera_link")  # another frame's motion: the lever arm would not hold
+        other.header = _header(time.time_ns())
+        other.pose.pose.orientation.w = 1.0
+        republish_until(ros_node, lambda: odometry.publish(other),
+                        lambda: int(diagnostics.value("moe3d: camera robot", "rejected_scale_input")) > 0, 0.3,
+                        "the odometry of another frame rejected", proc, 20)
+        assert "scale.base_frame" in diagnostics.value("moe3d: camera robot", "last_rejection", "")
         x = drive(4.0, True, 0.0)
         assert "ok" in statuses, statuses  # measured while driving (a random test model may also give outliers)
         moving = [p for p in poses if len(p.poses) == 2]

@@ -3,8 +3,10 @@ with exact depth it is the true baseline, in the depth's unit; without texture i
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from moe3d_ros.data.synthetic import SyntheticConfig, generate_sequence
+from moe3d_ros.outputs.scale import ScaleRefused
 from moe3d_ros.outputs.visual_baseline import visual_baseline, visual_log_ratios
 
 
@@ -27,3 +29,5 @@ def test_a_blank_image_gives_no_baseline():
     blank = np.full((120, 160, 3), 128, np.uint8)
     k = np.array([[100.0, 0, 79.5], [0, 100.0, 59.5], [0, 0, 1]])
     assert visual_baseline(blank, blank, np.ones((120, 160)), k, k) is None
+    with pytest.raises(ScaleRefused, match="feature tracks"):
+        visual_log_ratios([blank, blank], [np.ones((120, 160))] * 2, [k, k], [np.zeros(3), np.ones(3)], 0.1)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .scale import metric_baselines
+from .scale import ScaleRefused, metric_baselines
 
 MAX_CORNERS = 400
 MIN_INLIERS = 12
@@ -67,4 +67,6 @@ def visual_log_ratios(images: list[np.ndarray], depths: list[np.ndarray], intrin
         measured = visual_baseline(images[i], images[j], depths[i], intrinsics[i], intrinsics[j])
         if measured is not None and measured.length > 0:
             ratios.append(np.log(metric / measured.length))
+    if not ratios:
+        raise ScaleRefused("no camera motion measured from the images: too few feature tracks agree between the window's frames")
     return np.asarray(ratios)
