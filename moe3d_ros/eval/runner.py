@@ -49,6 +49,20 @@ class Window:
     max_depth: float | None = None  # ground truth beyond is ignored, predictions clipped (Sintel: 70 m)
 
 
+def oracle_pick(experts: np.ndarray, winner: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """[S, H, W] index of the hypothesis nearest the truth in log depth, after the per-frame scale
+    that fits the winner to the truth (median ratio, as scoring fits it); where the truth is
+    invalid, the winner's own hypothesis is no better known: index of the nearest to the winner."""
+    picks = []
+    for frame in range(experts.shape[0]):
+        valid = np.isfinite(truth[frame]) & (truth[frame] > 0) & np.isfinite(winner[frame]) & (winner[frame] > 0)
+        scale = float(np.median(truth[frame][valid] / winner[frame][valid])) if valid.any() else 1.0
+        target = np.where(valid, truth[frame], winner[frame] * scale)
+        distance = np.abs(np.log(np.maximum(experts[frame] * scale, 1e-9)) - np.log(np.maximum(target, 1e-9))[None])
+        picks.append(distance.argmin(axis=0))
+    return np.stack(picks)
+
+
 @dataclass
 class Evaluator:
     """Models by name ("dpt", "moe"); systems are derived: dpt, moe_winner, moe_mean."""
@@ -75,7 +89,10 @@ class Evaluator:
         return names
 
     @torch.inference_mode()
-    def predict(self, images: torch.Tensor) -> dict[str, SystemPrediction]:
+    def predict(self, images: torch.Tensor, truth: np.ndarray | None = None) -> dict[str, SystemPrediction]:
+        """Every system's prediction of the window; with `truth` ([S, H, W] ground truth on the
+        model's grid, 0 / NaN invalid) also `<moe>_oracle`: per pixel the hypothesis nearest the
+        truth, which says whether the hypotheses lie on the surfaces at all (item 4 of the study)."""
         out: dict[str, SystemPrediction] = {}
         images = images.to(self.torch_device)
         for name, model in self.models.items():
@@ -106,6 +123,14 @@ class Evaluator:
                 out[f"{name}_{fusion}"] = SystemPrediction(
                     depth[0].float().cpu().numpy(), conf[0].float().cpu().numpy(), **cameras,
                     winner=mix.winner[0].to(torch.uint8).cpu().numpy(), num_experts=mix.gate_logits.shape[2],
+                )
+            if truth is not None:
+                experts = mix.expert_depth[0].float().cpu().numpy()  # [S, K, H, W]
+                pick = oracle_pick(experts, out[f"{name}_winner"].depth, truth)
+                out[f"{name}_oracle"] = SystemPrediction(
+                    np.take_along_axis(experts, pick[:, None], axis=1)[:, 0],
+                    np.take_along_axis(mix.expert_conf[0].float().cpu().numpy(), pick[:, None], axis=1)[:, 0],
+                    **cameras, winner=pick.astype(np.uint8), num_experts=experts.shape[1],
                 )
         return out
 
