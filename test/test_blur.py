@@ -67,15 +67,19 @@ def test_blur_condition_changes_images_only():
         BlurCondition(motion=2).apply(seq.select([0]))
 
 
-def test_eval_reports_the_blur_condition_and_refuses_motion_blur_on_single_images(tmp_path, capsys):
+def test_eval_reports_the_blur_condition_and_the_oracle_and_refuses_motion_blur_on_single_images(tmp_path, capsys):
+    """One evaluation run: the condition in the results, and --oracle's pick (per pixel the
+    hypothesis nearest the truth), which can only be nearer than the winner's."""
     from moe3d_ros.cli.eval import main
 
     out = tmp_path / "blurred"
     assert main(["--protocol", "synthetic", "--scenes", "1", "--frames", "2", "--figures", "0", "--blur", "2",
-                 "--motion-blur", "1", "--threads", "2", "--out", str(out)]) == 0
+                 "--motion-blur", "1", "--oracle", "--threads", "2", "--out", str(out)]) == 0
     result = json.loads((out / "results.json").read_text())
     assert result["meta"]["condition"] == "motion blur 1 px, Gaussian blur 2 px"
+    assert result["summary"]["moe_oracle"]["abs_rel"] <= result["summary"]["moe_winner"]["abs_rel"] + 1e-9
     assert "condition: motion blur 1 px, Gaussian blur 2 px" in (out / "report.md").read_text()
     with pytest.raises(SystemExit):
         main(["--protocol", "nyu", "--data-root", str(tmp_path), "--motion-blur", "2"])
     assert "single images" in capsys.readouterr().err
+

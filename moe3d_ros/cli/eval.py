@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--motion-blur", type=float, default=0.0, metavar="PX",
                         help="blur each frame along its own image motion to the next frame, median length PX pixels "
                              "(multi-view protocols)")
+    parser.add_argument("--oracle", action="store_true",
+                        help="also score the MoE model's oracle pick: per pixel the hypothesis nearest the ground truth "
+                             "(multi-view protocols; says whether the hypotheses lie on the surfaces)")
     parser.add_argument("--max-scenes", type=int, default=0, help="stop after this many scenes (0: all)")
     parser.add_argument("--checkpoint", help="VGGT .pt/.safetensors, org/name, or our checkpoint folder; default: bundled demo models")
     parser.add_argument("--preset", default="vggt_1b", choices=sorted(PRESETS), help="architecture of a published file")
@@ -180,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             if cached.exists() and (index >= args.figures or figure.exists()):
                 per_scene[window.name] = json.loads(cached.read_text())
             else:
-                predictions = evaluator.predict(window.images)
+                truth = window.depth if args.oracle and P.MULTI_VIEW[args.protocol] else None
+                predictions = evaluator.predict(window.images, truth)
                 points = P.RECONSTRUCTION_POINTS.get(args.protocol, 0)
                 per_scene[window.name] = {
                     name: score_window(window, pred, P.MULTI_VIEW[args.protocol], points) for name, pred in predictions.items()
