@@ -7,6 +7,8 @@ Renders one procedural scene along a looping camera path and publishes, with one
   the node's output live;
 - <ns>/depth_sparse (32FC1 metres, 0 = no return): a multi-beam LiDAR projected into the image,
   about 1% of the pixels with 2% noise and 3% outliers (for scale.mode depth);
+- <ns>/pose_gt (geometry_msgs/PoseStamped, frame `world`): the camera's exact pose (its optical
+  frame in the scene), so a mapper fed the node's clouds can be compared with the truth;
 - <ns>/odom (nav_msgs/Odometry, frame `odom`, child `base_link`): the motion of a base that carries
   the camera at data.sensors.CAMERA_IN_BASE, integrated with 2% noise (for scale.mode odometry).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
@@ -63,6 +66,7 @@ class DemoCamera(Node):
         self.depth_pub = self.create_publisher(Image, "depth_gt", qos)
         self.sparse_pub = self.create_publisher(Image, "depth_sparse", qos)
         self.odom_pub = self.create_publisher(Odometry, "odom", qos)
+        self.pose_pub = self.create_publisher(PoseStamped, "pose_gt", qos)
         self.sensors = SimulatedSensors(seed)
         self.odometry = self.sensors.odometry()
         self.index = 0
@@ -83,9 +87,20 @@ class DemoCamera(Node):
         self.depth_pub.publish(depth_msg(np.where(valid, depth, np.nan).astype(np.float32), header))
         self.sparse_pub.publish(depth_msg(self.sensors.sparse_depth(depth, valid, self.index), header))
         self.odom_pub.publish(self._odometry(self.odometry.step(pose), header))
+        self.pose_pub.publish(self._pose(pose, header))
         self.info_pub.publish(camera_info_msg(self.intrinsics, self.config.width, self.config.height, header))
         self.image_pub.publish(image_msg(image, "rgb8", header))
 
+
+    @staticmethod
+    def _pose(camera_to_world: np.ndarray, header: Header) -> PoseStamped:
+        msg = PoseStamped()
+        msg.header.stamp, msg.header.frame_id = header.stamp, "world"
+        position, orientation = msg.pose.position, msg.pose.orientation
+        position.x, position.y, position.z = (float(v) for v in camera_to_world[:3, 3])
+        q = matrix_to_quaternion(torch.from_numpy(camera_to_world[:3, :3])).numpy()
+        orientation.x, orientation.y, orientation.z, orientation.w = (float(v) for v in q)
+        return msg
 
     @staticmethod
     def _odometry(base_in_odom: np.ndarray, header: Header) -> Odometry:
