@@ -28,6 +28,7 @@ from ..paths import executable, share_dir
 CAMERA_NS = "/demo_camera"
 NODE_NS = "/moe3d"
 BASELINE_NS = "/moe3d_dpt"
+PANEL_WAIT_S = 60.0  # --compare: longest wait past --duration for a frame both nodes served
 KEPT_FRAMES = 20  # published frames the monitor keeps for the panel (--compare: both nodes must have one)
 
 
@@ -320,7 +321,11 @@ def main(argv: list[str] | None = None) -> int:
               "(AbsRel and boundary F1 after a scale fit; metric AbsRel as published; scale jitter between outputs):", flush=True)
         end = time.monotonic() + args.duration
         next_print = time.monotonic()
-        while time.monotonic() < end:
+        # --compare: go on (up to PANEL_WAIT_S more) until both nodes have served one frame, so the
+        # panel compares the two heads on the same image (each node serves the frames it keeps up with).
+        baseline_depths = monitors[1].depths if args.compare else None
+        while time.monotonic() < end or (baseline_depths is not None and time.monotonic() < end + PANEL_WAIT_S
+                                         and not any(key in baseline_depths for key in monitor.depths)):
             rclpy.spin_once(ros_node, timeout_sec=0.05)
             if time.monotonic() >= next_print:
                 for m in monitors:
