@@ -66,6 +66,7 @@ def test_smoke_run_fits_one_window_and_the_gate_commits(tmp_path):
     assert (final / "model.safetensors").exists() and (final / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_mixture_density_head_fits_one_window_end_to_end(tmp_path):
     """MDA's form (one last layer emits 4 log-depth Gaussians; NLL in log depth, decoded by the top
     weight) from random init on one fixed window: the loss can only fall by fitting it. Measured
