@@ -9,6 +9,8 @@
 #   mdn_gaussian   (d) MDA's form: one last layer emits K log-depth Gaussians, decoded by the top weight
 #   mdn_laplace    (d) the same with Laplacians in log depth
 #   mdn_frozen     (d) Gaussian, aggregator frozen (the control)
+#   mdn_wta        (d) Gaussian, the first 400 steps a relaxed winner-takes-all: each pixel's nearest
+#                  component trained, the weights taught by cross-entropy to pick it (selection from the start)
 # Usage: PARALLEL=1 OMP_NUM_THREADS=1 bash scripts/mixture_study.sh dpt mdn_gaussian
 # Curves and scores: python scripts/mixture_curves.py (reports/mixture_study/).
 set -euo pipefail
@@ -23,8 +25,9 @@ declare -A ROWS=(
     [mdn_gaussian]=""
     [mdn_laplace]="loss.likelihood=log_laplace"
     [mdn_frozen]="train.backbone=frozen"
+    [mdn_wta]="loss.winner_takes_all_steps=400 loss.warm_up_targets=best"
 )
-ORDER=(dpt mdn_gaussian recipe seed mdn_laplace mdn_frozen)
+ORDER=(dpt mdn_gaussian mdn_wta recipe seed mdn_laplace mdn_frozen)
 
 train_row() {
     local name=$1 sets=() status=0
