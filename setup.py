@@ -32,6 +32,7 @@ setup(
             "moe3d-demo = moe3d_ros.cli.demo:main",
             "moe3d-export = moe3d_ros.cli.export:main",
             "moe3d_node = moe3d_ros.ros.node:main",
+            "moe3d_lifecycle_node = moe3d_ros.ros.lifecycle_node:main",
             "moe3d_demo_camera = moe3d_ros.ros.demo_camera:main",
         ],
     },

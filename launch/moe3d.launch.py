@@ -73,9 +73,10 @@ def _actions(context: LaunchContext) -> list[Node]:
     environment = context.environment if hasattr(context, "environment") else os.environ
     profile = {} if environment.get(PROFILE_VARIABLE) else {
         PROFILE_VARIABLE: PathJoinSubstitution([FindPackageShare("moe3d_ros"), "config", "fastdds_shm.xml"]).perform(context)}
+    lifecycle = yaml.safe_load(LaunchConfiguration("lifecycle").perform(context)) is True
     actions = [Node(
         package="moe3d_ros",
-        executable="moe3d_node",
+        executable="moe3d_lifecycle_node" if lifecycle else "moe3d_node",
         name="moe3d_node",
         namespace=namespace,
         parameters=[params_file, given, sim_time],
@@ -108,6 +109,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("namespace", default_value="moe3d", description="namespace of the node and its outputs"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (a bag or a simulator) for the node and rviz2"),
         DeclareLaunchArgument("log_level", default_value="info", description="the node's log level: debug, info, warn, error or fatal"),
+        DeclareLaunchArgument("lifecycle", default_value="false",
+                              description="start the managed (lifecycle) node: configure and activate it, e.g. with nav2's lifecycle_manager"),
         DeclareLaunchArgument("rviz", default_value="false", description="also start rviz2"),
         DeclareLaunchArgument("rviz_config", default_value=PathJoinSubstitution([share, "config", "moe3d.rviz"]),
                               description="rviz2 configuration (the default view follows namespace and the first camera)"),

@@ -64,8 +64,9 @@ class NodeProcess:
     """moe3d_node in its own process; its output goes to a log file shown on failure."""
 
     def __init__(self, domain_id: int, parameters: dict[str, Any], log_dir: Path, extra_env: dict[str, str] | None = None,
-                 params_file: Path | None = None, dds_profile: bool = True, new_session: bool = False) -> None:
-        args = [node_executable(), "--ros-args"]
+                 params_file: Path | None = None, dds_profile: bool = True, new_session: bool = False,
+                 executable_name: str = "moe3d_node") -> None:
+        args = [node_executable(executable_name), "--ros-args"]
         if params_file is not None:
             args += ["--params-file", str(params_file)]
         for key, value in parameters.items():

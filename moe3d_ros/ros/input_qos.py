@@ -54,6 +54,9 @@ class InputSubscription:
             self.log(f"{self.topic}: subscribed {self.describe()} (no publisher yet: best effort matches any)"
                      if not self._publishers() else f"{self.topic}: subscribed {self.describe()}")
 
+    def destroy(self) -> None:
+        self.node.destroy_subscription(self.subscription)
+
     def describe(self) -> str:
         how = "QoS override" if self.overridden else f"input_qos {self.mode}"
         return f"{'reliable' if self.reliability == ReliabilityPolicy.RELIABLE else 'best effort'}, depth 1 ({how})"

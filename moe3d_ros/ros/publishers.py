@@ -120,6 +120,12 @@ class OutputPublishers:
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=10.0)
 
+    def destroy(self, node: Node) -> None:
+        """close(), then remove every publisher from `node` (a lifecycle deactivation)."""
+        self.close()
+        for publisher in list(self.all()):
+            node.destroy_publisher(publisher)
+
     def _loop(self) -> None:
         while self._open:
             try:

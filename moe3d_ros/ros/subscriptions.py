@@ -48,6 +48,12 @@ class Intake:
         if odometry is not None:  # depth 1 like every input: the track interpolates between the samples it gets
             subscribe(Odometry, s.scale_odometry_topic, self.on_odometry)
 
+    def close(self) -> None:
+        """Unsubscribe from every input (a lifecycle deactivation)."""
+        for subscription in self.subscriptions:
+            subscription.destroy()
+        self.subscriptions = []
+
     def update_qos(self) -> None:
         for subscription in self.subscriptions:
             subscription.update()
