@@ -80,13 +80,31 @@ def test_the_bundled_demo_model_exports_with_onnxruntime_parity(tmp_path):
     assert_same_forward(model, tmp_path / "demo.onnx", 2, 168, 224)
 
 
+@pytest.mark.slow  # exports ONNX (12-30 s a file on 2 cores)
+def test_one_dynamic_export_serves_every_window_size_with_one_session(tmp_path):
+    """The frame axis stays dynamic: one file, one ONNX Runtime session (one copy of the weights)
+    for windows of 1 to 4 frames, each at parity with the torch forward. (A frame count the
+    exporter pinned would make ONNX Runtime refuse every other size.)"""
+    model = tiny_model(moe=True, img_size=224)
+    manifest = export_onnx(model, [1, 2, 3, 4], 224, 168, tmp_path / "model.onnx", "tiny test model")
+    assert manifest.files == {count: "model.onnx" for count in (1, 2, 3, 4)}
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["model.onnx"]
+    for frames in (1, 2, 3, 4):
+        assert_same_forward(model, tmp_path / "model.onnx", frames, 168, 224)
+    onnx = OnnxModel(tmp_path / "model.onnx", ["CPUExecutionProvider"])
+    for frames in (1, 4, 2):
+        assert onnx(torch.rand(frames, 3, 168, 224)).depth.shape == (1, frames, 168, 224)
+    assert len(onnx._sessions) == 1
+
+
 @pytest.fixture(scope="module")
 def exported_moe(tmp_path_factory):
-    """The tiny MoE model at 224 px, exported for windows of 1 and 3 frames at 224x168."""
+    """The tiny MoE model at 224 px, exported as fixed-shape files (as earlier exports are) for
+    windows of 1 and 3 frames at 224x168."""
     folder = tmp_path_factory.mktemp("onnx")
     model = tiny_model(moe=True, img_size=224)
     save_model(model, folder / "checkpoint")
-    export_onnx(model, [1, 3], 224, 168, folder / "model.onnx", "tiny test model")
+    export_onnx(model, [1, 3], 224, 168, folder / "model.onnx", "tiny test model", dynamic=False)
     return model, folder
 
 

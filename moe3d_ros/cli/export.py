@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--frames", default="4", help="frames per window: a count (4), a range (1-4) or a list (2,4)")
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), required=True, help="the model's input size")
     parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write (its .json lands beside it)")
+    parser.add_argument("--fixed", action="store_true",
+                        help="one fixed-shape file per frame count (default: one file whose frame axis serves every count)")
     return parser.parse_args(argv)
 
 
@@ -45,11 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         counts = parse_frame_counts(args.frames)
         model, description = load_for_inference(args.checkpoint, args.preset, args.moe_head or "", LOG.warning)
         width, height = args.image_size
-        manifest = export_onnx(model, counts, width, height, args.out, description)
+        manifest = export_onnx(model, counts, width, height, args.out, description, dynamic=not args.fixed)
     except (CheckpointError, ExportError, FileNotFoundError, ValueError, KeyError) as exc:
         LOG.error("%s", " ".join(str(exc).split()))
         return 1
-    files = ", ".join(manifest.files[count] for count in sorted(manifest.files))
+    files = ", ".join(sorted(set(manifest.files.values())))
     print(f"exported {description}: {manifest.model.depth_head} depth head, outputs {', '.join(manifest.outputs)}")
     print(f"wrote {files} and {args.out.with_suffix('.json').name} to {args.out.parent} in {time.perf_counter() - start:.0f} s")
     return 0

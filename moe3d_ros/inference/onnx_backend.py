@@ -48,8 +48,8 @@ def resolve_providers(requested: Sequence[str] = ()) -> list[str]:
 
 
 class OnnxModel:
-    """An exported model: one ONNX Runtime session per frame count its manifest lists (made on
-    first use). Called like VGGT: images [S, 3, H, W] or [1, S, 3, H, W] in [0, 1] -> VGGTOutput
+    """An exported model: one ONNX Runtime session per file its manifest lists (made on first use):
+    one for every window size of a dynamic export, one per size of a fixed-shape one. Called like VGGT: images [S, 3, H, W] or [1, S, 3, H, W] in [0, 1] -> VGGTOutput
     on the CPU, batch 1."""
 
     def __init__(self, path: str | Path, providers: Sequence[str] = (), threads: int = 0) -> None:
@@ -61,7 +61,7 @@ class OnnxModel:
         self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads > 0:
             self._options.intra_op_num_threads = threads
-        self._sessions: dict[int, object] = {}
+        self._sessions: dict[str, object] = {}  # file name -> session
         self.fusion = self.manifest.model.moe.fusion  # the MoE experts are fused here, so it can change at run time
         self.provider = self._session(min(self.manifest.files)).get_providers()[0]  # loads one now: errors at start-up
 
@@ -76,11 +76,12 @@ class OnnxModel:
         return f"onnxruntime {self.provider} {m.precision} ({m.width}x{m.height}, windows of {counts} frames)"
 
     def _session(self, frames: int):
-        if frames not in self._sessions:
+        """The session of the file that serves `frames` (one for every count a dynamic export serves)."""
+        name = self.manifest.files[frames]
+        if name not in self._sessions:
             ort = import_onnxruntime()
-            file = str(self.folder / self.manifest.files[frames])
-            self._sessions[frames] = ort.InferenceSession(file, self._options, providers=self.providers)
-        return self._sessions[frames]
+            self._sessions[name] = ort.InferenceSession(str(self.folder / name), self._options, providers=self.providers)
+        return self._sessions[name]
 
     def __call__(self, images: torch.Tensor, heads: Sequence[str] = ("camera", "depth"), timer: StageTimer | None = None,
                  patches: torch.Tensor | None = None) -> VGGTOutput:

@@ -1,11 +1,13 @@
 """ONNX export of the whole forward (aggregator, camera head, DPT or MoE depth head).
 
 Exporter: torch.onnx's dynamo exporter (torch.export graph -> ONNX opset 18), the path PyTorch
-maintains; opset 18 runs on ONNX Runtime >= 1.14 and TensorRT >= 8.6. Shapes are fixed: the
-export specialises the frame count (the aggregator branches on it), so every window size gets its
-own file, and a manifest JSON beside the files says which frame counts and which input size they
-serve, which model config they hold, and what the node needs to use them. fp32 only: TensorRT
-builds its fp16 engine from this file (docs/deploy.md).
+maintains; opset 18 runs on ONNX Runtime >= 1.14 and TensorRT >= 8.6. By default one file serves
+every requested frame count: its frame axis is dynamic (1 to the largest count), so one ONNX
+Runtime session with one copy of the weights serves every window the node forms. `dynamic=False`
+writes one fixed-shape file per frame count (as earlier exports did). A manifest JSON beside the
+files says which frame counts and which input size they serve (frame count -> file), which model
+config they hold, and what the node needs to use them. fp32 only: TensorRT builds its fp16
+engine from this file (docs/deploy.md).
 """
 from __future__ import annotations
 
@@ -62,15 +64,18 @@ def parse_frame_counts(text: str) -> list[int]:
     return sorted(counts)
 
 
-def onnx_file_names(out: Path, frame_counts: Sequence[int]) -> dict[int, str]:
-    """`out`'s own name for a single frame count; `<stem>.f<N>.onnx` for each of several."""
-    if len(frame_counts) == 1:
-        return {frame_counts[0]: out.name}
+def onnx_file_names(out: Path, frame_counts: Sequence[int], dynamic: bool = True) -> dict[int, str]:
+    """`out`'s own name for every frame count of a dynamic export or a single count;
+    `<stem>.f<N>.onnx` for each of several fixed-shape ones."""
+    if dynamic or len(frame_counts) == 1:
+        return {count: out.name for count in frame_counts}
     return {count: f"{out.stem}.f{count}.onnx" for count in frame_counts}
 
 
-def export_onnx(model: VGGT, frame_counts: Sequence[int], width: int, height: int, out: str | Path, description: str = "") -> OnnxManifest:
-    """Write one ONNX file per frame count and the manifest beside them; returns the manifest."""
+def export_onnx(model: VGGT, frame_counts: Sequence[int], width: int, height: int, out: str | Path, description: str = "",
+                dynamic: bool = True) -> OnnxManifest:
+    """Write the ONNX file(s) and the manifest beside them; returns the manifest. `dynamic`: one
+    file whose frame axis serves 1 .. max(frame_counts) frames."""
     out = Path(out)
     config = model.config
     missing = [head for head in ("camera", "depth") if head not in config.heads]
@@ -83,18 +88,26 @@ def export_onnx(model: VGGT, frame_counts: Sequence[int], width: int, height: in
         raise ExportError(f"--out {out}: the file name must end in .onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
     wrapper = ExportedForward(model.eval())
-    files = onnx_file_names(out, frame_counts)
+    files = onnx_file_names(out, frame_counts, dynamic)
     output_names = list(DPT_OUTPUTS + (MOE_OUTPUTS if config.depth_head == "moe" else ()))
     external = sum(t.numel() * t.element_size() for t in model.state_dict().values()) > EXTERNAL_DATA_BYTES
     for name in ("onnx_ir", "onnxscript", "torch.onnx"):  # every folded constant at INFO; skipped torchvision ops
         logging.getLogger(name).setLevel(logging.ERROR)
-    for count, name in files.items():
-        example = torch.rand(count, 3, height, width)
+    largest = max(frame_counts)
+    if dynamic and largest > config.dpt.frames_chunk_size:
+        raise ExportError(f"a dynamic frame axis serves at most dpt.frames_chunk_size = {config.dpt.frames_chunk_size} frames "
+                          f"(the head runs larger windows in chunks): export --frames 1-{config.dpt.frames_chunk_size} or fixed sizes")
+    for name in sorted(set(files.values())):
+        counts = [count for count, file in files.items() if file == name]
+        # A dynamic axis is traced at a count above 2: sizes 1 and 2 are ones the tracer may mistake for constants.
+        example = torch.rand(max(counts) if not dynamic else max(largest, 3), 3, height, width)
+        shapes = {"images": {0: torch.export.Dim("frames", min=1, max=max(largest, 3))}} if dynamic else None
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's notes on ops it skips (torchvision)
             torch.onnx.export(wrapper, (example,), str(out.parent / name), dynamo=True, opset_version=OPSET,
-                              input_names=[INPUT_NAME], output_names=output_names, external_data=external, verbose=False)
-        LOG.info("wrote %s (%d frames, %dx%d)", out.parent / name, count, width, height)
+                              input_names=[INPUT_NAME], output_names=output_names, external_data=external, verbose=False,
+                              dynamic_shapes=shapes)
+        LOG.info("wrote %s (%s frames, %dx%d)", out.parent / name, ",".join(map(str, counts)), width, height)
     manifest = OnnxManifest(model=config.with_heads(("camera", "depth")), width=width, height=height, files=files, description=description)
     manifest_path(out).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
     return manifest

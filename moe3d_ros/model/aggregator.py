@@ -52,9 +52,10 @@ class Aggregator(nn.Module):
 
     def _special_tokens(self, batch: int, frames: int) -> Tensor:
         special = torch.cat([self.camera_token, self.register_token], dim=2)  # [1, 2, 1+R, C]
-        first = special[:, :1].expand(batch, 1, -1, -1)
-        rest = special[:, 1:].expand(batch, frames - 1, -1, -1)
-        return torch.cat([first, rest], dim=1).flatten(0, 1)  # [B*S, 1+R, C]
+        # Frame 0 takes the first set, every later frame the second: picked by index rather than by
+        # expanding to frames - 1, which a dynamic frame axis (ONNX export) would pin to one value.
+        which = torch.arange(frames, device=special.device).clamp(max=1)
+        return special[:, which].expand(batch, -1, -1, -1).flatten(0, 1)  # [B*S, 1+R, C]
 
     def encode(self, images: Tensor) -> Tensor:
         """images: [B, S, 3, H, W] in [0, 1] -> the encoder's patch tokens [B*S, N, C]. The encoder

@@ -224,6 +224,9 @@ def run_in_frame_chunks(chunk_fn, tokens: dict, patch_start: int, image_hw: tupl
     reassemble its Tensor, or tuple of Tensors, as [B, S, ...]. Every value of `tokens` is a
     [B, S, ...] tensor and is cut along S."""
     batch, frames = next(iter(tokens.values())).shape[:2]
+    if frames <= chunk:  # one call, no Python loop over the frame count (a dynamic axis stays dynamic in export)
+        out = chunk_fn({k: v.flatten(0, 1) for k, v in tokens.items()}, patch_start, image_hw)
+        return tuple(t.unflatten(0, (batch, -1)) for t in out) if isinstance(out, tuple) else out.unflatten(0, (batch, -1))
     parts = []
     for start in range(0, frames, chunk):
         flat = {k: v[:, start : start + chunk].flatten(0, 1) for k, v in tokens.items()}
