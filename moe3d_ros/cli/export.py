@@ -1,11 +1,13 @@
 """moe3d-export: write the whole forward (aggregator, camera head, DPT or MoE depth head) as ONNX.
 
     moe3d-export --frames 1-4 --image-size 224 168 --out model.onnx            # bundled demo model
+    moe3d-export --frames 1-4 --image-size 224 168 --precision fp16 --out model_fp16.onnx
     moe3d-export --checkpoint model.safetensors --moe-head runs/moe/model --frames 1-4 \\
                  --image-size 518 392 --out vggt_moe.onnx
 
-One ONNX file per frame count (model.onnx for a single count, model.f<N>.onnx for several) and
-model.json beside them: what the files serve, for the node's and the CLIs' onnxruntime backend.
+One ONNX file whose frame axis serves every count asked for (--fixed: one fixed-shape file per
+count, model.f<N>.onnx) and model.json beside it: what the file serves, for the node's and the
+CLIs' onnxruntime backend. --precision fp16 halves the weights (inputs and outputs stay fp32).
 --image-size is the model's input (width, height): what the preprocessing makes of your camera
 images (e.g. 518 x 392 for 640x480 with vggt_1b, 224 x 168 with the demo model).
 """
@@ -34,6 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--frames", default="4", help="frames per window: a count (4), a range (1-4) or a list (2,4)")
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), required=True, help="the model's input size")
     parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write (its .json lands beside it)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"),
+                        help="weights and activations (inputs and outputs stay fp32): fp16 halves the weight memory")
     parser.add_argument("--fixed", action="store_true",
                         help="one fixed-shape file per frame count (default: one file whose frame axis serves every count)")
     return parser.parse_args(argv)
@@ -47,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         counts = parse_frame_counts(args.frames)
         model, description = load_for_inference(args.checkpoint, args.preset, args.moe_head or "", LOG.warning)
         width, height = args.image_size
-        manifest = export_onnx(model, counts, width, height, args.out, description, dynamic=not args.fixed)
+        manifest = export_onnx(model, counts, width, height, args.out, description, dynamic=not args.fixed,
+                               precision=args.precision)
     except (CheckpointError, ExportError, FileNotFoundError, ValueError, KeyError) as exc:
         LOG.error("%s", " ".join(str(exc).split()))
         return 1

@@ -6,11 +6,13 @@ every requested frame count: its frame axis is dynamic (1 to the largest count),
 Runtime session with one copy of the weights serves every window the node forms. `dynamic=False`
 writes one fixed-shape file per frame count (as earlier exports did). A manifest JSON beside the
 files says which frame counts and which input size they serve (frame count -> file), which model
-config they hold, and what the node needs to use them. fp32 only: TensorRT builds its fp16
-engine from this file (docs/deploy.md).
+config they hold, and what the node needs to use them. `precision="fp16"` stores the weights and
+runs the forward in fp16 (half the weight memory), with fp32 inputs and outputs, so the node's
+pre- and post-processing are the same for both.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import warnings
@@ -35,19 +37,32 @@ LOG = logging.getLogger(__name__)
 EXTERNAL_DATA_BYTES = 1 << 30  # larger models keep their weights in a .data file (protobuf's 2 GB limit)
 
 
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+
+
 class ExportedForward(nn.Module):
-    """VGGT's forward for one window, returning plain tensors in the manifest's output order."""
+    """VGGT's forward for one window, returning plain tensors in the manifest's output order: fp32
+    images in, fp32 outputs out, whatever precision the model runs in between."""
 
     def __init__(self, model: VGGT) -> None:
         super().__init__()
         self.model = model
+        self.dtype = next(model.parameters()).dtype
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        out = self.model(images, heads=("camera", "depth"))
+        out = self.model(images.to(self.dtype), heads=("camera", "depth"))
         outputs = (out.depth[0], out.depth_conf[0], out.pose_enc[0])
         if out.mixture is not None:
             outputs += (out.mixture.gate_logits[0], out.mixture.expert_depth[0], out.mixture.expert_conf[0])
-        return outputs
+        return tuple(output.float() for output in outputs)
+
+
+def cast_for_export(model: VGGT, precision: str) -> VGGT:
+    """The model in the export's precision: itself for fp32, an fp16 copy for fp16 (weights and
+    activations; the depth and confidence exp() and the outputs stay fp32)."""
+    if precision not in PRECISIONS:
+        raise ExportError(f"--precision {precision}: choose from {', '.join(PRECISIONS)}")
+    return model if precision == "fp32" else copy.deepcopy(model).to(PRECISIONS[precision])
 
 
 def parse_frame_counts(text: str) -> list[int]:
@@ -73,9 +88,10 @@ def onnx_file_names(out: Path, frame_counts: Sequence[int], dynamic: bool = True
 
 
 def export_onnx(model: VGGT, frame_counts: Sequence[int], width: int, height: int, out: str | Path, description: str = "",
-                dynamic: bool = True) -> OnnxManifest:
+                dynamic: bool = True, precision: str = "fp32") -> OnnxManifest:
     """Write the ONNX file(s) and the manifest beside them; returns the manifest. `dynamic`: one
-    file whose frame axis serves 1 .. max(frame_counts) frames."""
+    file whose frame axis serves 1 .. max(frame_counts) frames; `precision`: fp32 or fp16 (inputs
+    and outputs fp32 either way)."""
     out = Path(out)
     config = model.config
     missing = [head for head in ("camera", "depth") if head not in config.heads]
@@ -87,10 +103,10 @@ def export_onnx(model: VGGT, frame_counts: Sequence[int], width: int, height: in
     if out.suffix != ".onnx":
         raise ExportError(f"--out {out}: the file name must end in .onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = ExportedForward(model.eval())
+    wrapper = ExportedForward(cast_for_export(model.eval(), precision))
     files = onnx_file_names(out, frame_counts, dynamic)
     output_names = list(DPT_OUTPUTS + (MOE_OUTPUTS if config.depth_head == "moe" else ()))
-    external = sum(t.numel() * t.element_size() for t in model.state_dict().values()) > EXTERNAL_DATA_BYTES
+    external = sum(t.numel() * t.element_size() for t in wrapper.model.state_dict().values()) > EXTERNAL_DATA_BYTES
     for name in ("onnx_ir", "onnxscript", "torch.onnx"):  # every folded constant at INFO; skipped torchvision ops
         logging.getLogger(name).setLevel(logging.ERROR)
     largest = max(frame_counts)
@@ -108,6 +124,7 @@ def export_onnx(model: VGGT, frame_counts: Sequence[int], width: int, height: in
                               input_names=[INPUT_NAME], output_names=output_names, external_data=external, verbose=False,
                               dynamic_shapes=shapes)
         LOG.info("wrote %s (%s frames, %dx%d)", out.parent / name, ",".join(map(str, counts)), width, height)
-    manifest = OnnxManifest(model=config.with_heads(("camera", "depth")), width=width, height=height, files=files, description=description)
+    manifest = OnnxManifest(model=config.with_heads(("camera", "depth")), width=width, height=height, files=files, description=description,
+                            precision=precision)
     manifest_path(out).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
     return manifest

@@ -46,6 +46,12 @@ class VGGT(nn.Module):
             self.depth_head = MoEDepthHead(cfg) if cfg.depth_head == "moe" else DPTHead(cfg, output_dim=2)
         self.point_head = DPTHead(cfg, output_dim=4) if "point" in cfg.heads else None
 
+    @property
+    def head_dtype(self) -> torch.dtype:
+        """The precision of the heads' weights (the first head's)."""
+        heads = [head for head in self.children() if head is not self.aggregator]
+        return next(p for head in heads for p in head.parameters()).dtype
+
     def check_input(self, images: Tensor, heads: tuple[str, ...]) -> Tensor:
         """Validate and return images as [B, S, 3, H, W]."""
         missing = [h for h in heads if h not in self.config.heads]
@@ -78,11 +84,12 @@ class VGGT(nn.Module):
             tokens = self.aggregator(images, self.config.layers_for(tuple(heads)), patches)
         patch_start = self.aggregator.patch_start_idx
         out = VGGTOutput()
-        # Heads run in fp32 even under autocast, as in the reference: their outputs are exp()-activated.
+        # Heads run in their weights' precision even under autocast (fp32, as in the reference: their
+        # outputs are exp()-activated); a model cast to fp16 as a whole (ONNX fp16 export) stays fp16.
         device_type = images.device.type
         no_autocast = torch.autocast(device_type, enabled=False) if device_type in ("cpu", "cuda") else nullcontext()
         with no_autocast:
-            tokens = {k: v.float() for k, v in tokens.items()}
+            tokens = {k: v.to(self.head_dtype) for k, v in tokens.items()}
             if "camera" in heads:
                 with timer.stage("camera_head"):
                     last = tokens[self.config.aggregator.depth - 1]

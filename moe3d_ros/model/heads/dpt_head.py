@@ -140,12 +140,15 @@ def add_uv_embedding(x: Tensor, image_hw: tuple[int, int], inplace: bool = False
 
 
 def activate_depth(raw: Tensor) -> tuple[Tensor, Tensor]:
-    """[N, 2, H, W] -> depth exp(c0) [N, H, W], confidence 1 + exp(c1) [N, H, W]."""
+    """[N, 2, H, W] -> depth exp(c0) [N, H, W], confidence 1 + exp(c1) [N, H, W], in fp32 whatever
+    the head's precision (exp overflows fp16 above 11)."""
+    raw = raw.float()
     return torch.exp(raw[:, 0]), 1.0 + torch.exp(raw[:, 1])
 
 
 def activate_points(raw: Tensor) -> tuple[Tensor, Tensor]:
     """[N, 4, H, W] -> points sign(y)*(exp|y|-1) [N, H, W, 3], confidence 1 + exp(c) [N, H, W]."""
+    raw = raw.float()
     xyz = raw[:, :3].permute(0, 2, 3, 1)
     return torch.sign(xyz) * torch.expm1(xyz.abs()), 1.0 + torch.exp(raw[:, 3])
 

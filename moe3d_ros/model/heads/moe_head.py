@@ -172,7 +172,7 @@ class MoEDepthHead(DPTHead):
         raw, logits = self.forward(tokens, patch_start, image_hw, images)
         depth, conf = activate_depth(raw.flatten(0, 2))
         expert_depth, expert_conf = depth.unflatten(0, raw.shape[:3]), conf.unflatten(0, raw.shape[:3])
-        logits = logits / self.temperature
+        logits = logits.float() / self.temperature
         fused_depth, fused_conf = fuse(expert_depth, expert_conf, logits, self.fusion)
         return MixtureOutput(expert_depth, expert_conf, logits, fused_depth, fused_conf)
 
