@@ -79,6 +79,7 @@ BAD_CONFIGURATIONS = [
     ({"cuda_graph": "sometimes"}, ["cuda_graph must be true or false"]),
     ({"backend": "onnxruntime"}, ["backend onnxruntime needs onnx_model", "moe3d-export"]),
     ({"backend": "tensorrt"}, ["backend must be one of torch, onnxruntime"]),
+    ({"onnx_provider_options": ["trt_fp16_enable=True"]}, ["onnx_provider_options entry 'trt_fp16_enable=True'", "Provider:key=value"]),
     ({"backend": "onnxruntime", "onnx_model": "/nonexistent/model.onnx"}, ["/nonexistent/model.json not found", "moe3d-export"]),
 ]
 STARTS_AT_ONCE = 8  # processes that fail their start-up side by side (each imports torch: ~300 MB)

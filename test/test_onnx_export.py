@@ -22,7 +22,7 @@ from moe3d_ros.io.onnx_export import ExportedForward, cast_for_export, export_on
 from moe3d_ros.model import VGGT, MoEConfig, preset
 
 ort = pytest.importorskip("onnxruntime", reason="the optional extra .[onnx] is not installed")
-from moe3d_ros.inference.onnx_backend import BackendUnavailable, OnnxModel, resolve_providers  # noqa: E402
+from moe3d_ros.inference.onnx_backend import BackendUnavailable, OnnxModel, parse_provider_options, resolve_providers  # noqa: E402
 
 TOLERANCE = 1e-4  # relative: max |onnxruntime - torch| / max |torch|
 
@@ -226,6 +226,39 @@ def test_execution_providers_default_to_what_is_installed_and_unknown_ones_are_r
     assert resolve_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     with pytest.raises(BackendUnavailable, match=r"onnx_providers \['FancyExecutionProvider'\] not installed"):
         resolve_providers(["FancyExecutionProvider"])
+
+
+def test_provider_options_parse_from_ros_strings_and_bad_entries_say_how_to_write_them():
+    profile = "images:1x3x392x518"
+    assert parse_provider_options(["TensorrtExecutionProvider:trt_fp16_enable=True",
+                                   f"TensorrtExecutionProvider:trt_profile_min_shapes={profile}",
+                                   "CUDAExecutionProvider:device_id=1"]) == {
+        "TensorrtExecutionProvider": {"trt_fp16_enable": "True", "trt_profile_min_shapes": profile},
+        "CUDAExecutionProvider": {"device_id": "1"}}
+    for entry in ("trt_fp16_enable=True", "TensorrtExecutionProvider:trt_fp16_enable", "Tensorrt:a=b", "TensorrtExecutionProvider:=1"):
+        with pytest.raises(ValueError, match="write 'Provider:key=value'"):
+            parse_provider_options([entry])
+
+
+@pytest.mark.slow  # exports ONNX (12-30 s a file on 2 cores)
+def test_provider_options_reach_every_session_and_options_for_a_provider_not_run_are_refused(exported_moe, monkeypatch):
+    """What onnx_provider_options names goes to ONNX Runtime as is, in the providers' order (the
+    CPU provider takes options too; ONNX Runtime does not echo them back, so the call is recorded)."""
+    _, folder = exported_moe
+    calls = []
+    real_session = ort.InferenceSession
+
+    def recording_session(*args, **kwargs):
+        calls.append(kwargs)
+        return real_session(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", recording_session)
+    options = {"CPUExecutionProvider": {"arena_extend_strategy": "kSameAsRequested"}}
+    model = OnnxModel(folder / "model.onnx", ["CPUExecutionProvider"], provider_options=options)
+    model(torch.rand(3, 3, 168, 224))  # the second file's session
+    assert len(calls) == 2 and all(call["provider_options"] == [options["CPUExecutionProvider"]] for call in calls)
+    with pytest.raises(BackendUnavailable, match=r"onnx_provider_options names \['TensorrtExecutionProvider'\], which will not run"):
+        OnnxModel(folder / "model.onnx", ["CPUExecutionProvider"], provider_options={"TensorrtExecutionProvider": {"trt_fp16_enable": "True"}})
 
 
 @pytest.mark.slow  # exports ONNX (12-30 s a file on 2 cores)

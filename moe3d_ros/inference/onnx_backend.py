@@ -47,15 +47,38 @@ def resolve_providers(requested: Sequence[str] = ()) -> list[str]:
     return list(requested)
 
 
+def parse_provider_options(entries: Sequence[str]) -> dict[str, dict[str, str]]:
+    """['Provider:key=value', ...] -> {provider: {key: value}} (a value may hold ':' and '='):
+    how a ROS string array carries ONNX Runtime's per-provider options."""
+    options: dict[str, dict[str, str]] = {}
+    for entry in entries:
+        provider, _, option = entry.partition(":")
+        key, equals, value = option.partition("=")
+        if not provider.endswith("ExecutionProvider") or not key or not equals:
+            raise ValueError(f"onnx_provider_options entry {entry!r}: write 'Provider:key=value', e.g. "
+                             "'TensorrtExecutionProvider:trt_fp16_enable=True'")
+        options.setdefault(provider, {})[key.strip()] = value.strip()
+    return options
+
+
 class OnnxModel:
     """An exported model: one ONNX Runtime session per file its manifest lists (made on first use):
-    one for every window size of a dynamic export, one per size of a fixed-shape one. Called like VGGT: images [S, 3, H, W] or [1, S, 3, H, W] in [0, 1] -> VGGTOutput
-    on the CPU, batch 1."""
+    one for every window size of a dynamic export, one per size of a fixed-shape one. Called like
+    VGGT: images [S, 3, H, W] or [1, S, 3, H, W] in [0, 1] -> VGGTOutput on the CPU, batch 1.
+    `provider_options`: {provider: {key: value}}, given to ONNX Runtime as is (e.g. TensorRT's
+    optimisation profile on the frame axis, docs/deploy.md)."""
 
-    def __init__(self, path: str | Path, providers: Sequence[str] = (), threads: int = 0) -> None:
+    def __init__(self, path: str | Path, providers: Sequence[str] = (), threads: int = 0,
+                 provider_options: dict[str, dict[str, str]] | None = None) -> None:
         self.manifest, self.folder = read_manifest(path)
         self.path = Path(path)
         self.providers = resolve_providers(providers)
+        provider_options = provider_options or {}
+        unused = sorted(set(provider_options) - set(self.providers))
+        if unused:
+            raise BackendUnavailable(f"onnx_provider_options names {unused}, which will not run (providers: {self.providers}): "
+                                     "add it to onnx_providers (and install it), or drop its options")
+        self.provider_options = [provider_options.get(name, {}) for name in self.providers]
         self._options = import_onnxruntime().SessionOptions()
         # No busy-waiting between runs: the node's decoding, post-processing and ROS threads share the CPU.
         self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -80,7 +103,8 @@ class OnnxModel:
         name = self.manifest.files[frames]
         if name not in self._sessions:
             ort = import_onnxruntime()
-            self._sessions[name] = ort.InferenceSession(str(self.folder / name), self._options, providers=self.providers)
+            self._sessions[name] = ort.InferenceSession(str(self.folder / name), self._options, providers=self.providers,
+                                                        provider_options=self.provider_options)
         return self._sessions[name]
 
     def __call__(self, images: torch.Tensor, heads: Sequence[str] = ("camera", "depth"), timer: StageTimer | None = None,

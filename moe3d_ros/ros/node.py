@@ -143,7 +143,7 @@ def scale_words(s: params.NodeSettings) -> str:
 
 def _load_engine(node: Node, s: params.NodeSettings) -> tuple[InferenceEngine, str]:
     if s.backend == "onnxruntime":
-        model = OnnxModel(s.onnx_model, s.onnx_providers)
+        model = OnnxModel(s.onnx_model, s.onnx_providers, provider_options=s.onnx_provider_options)
         model_hw = (plan_transform(s.warm_up_image_size[::-1], s.preprocess_mode, model.config.img_size).model_hw
                     if s.warm_up_image_size else None)
         problem = model.manifest.unserved(range(1, s.window_size + 1), model_hw)

@@ -15,6 +15,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from ..inference.onnx_backend import parse_provider_options
 from ..intake.camera_model import is_rectified_topic
 from ..outputs.filtering import FilterConfig
 
@@ -72,6 +73,10 @@ SPECS: dict[str, ParamSpec] = {
     "onnx_providers": ParamSpec([""], _T.PARAMETER_STRING_ARRAY,
                                 "ONNX Runtime execution providers in order of preference, e.g. ['CUDAExecutionProvider', "
                                 "'CPUExecutionProvider']; [''] (default) = TensorRT, CUDA, CPU, whichever are installed"),
+    "onnx_provider_options": ParamSpec([""], _T.PARAMETER_STRING_ARRAY,
+                                       "Options for the execution providers, one 'Provider:key=value' per entry, given "
+                                       "to ONNX Runtime as is, e.g. ['TensorrtExecutionProvider:trt_fp16_enable=True']; "
+                                       "[''] (default) = none"),
     "device": ParamSpec("auto", _T.PARAMETER_STRING, "auto (CUDA when present), cpu, cuda or cuda:N"),
     "precision": ParamSpec("auto", _T.PARAMETER_STRING, "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16",
                            choices=("auto", "fp32", "bf16", "fp16")),
@@ -173,6 +178,7 @@ class NodeSettings:
     backend: str
     onnx_model: str
     onnx_providers: list[str]
+    onnx_provider_options: dict[str, dict[str, str]]
     device: str
     precision: str
     encoder_cache: bool
@@ -350,6 +356,11 @@ def read(node: Node) -> NodeSettings:
     if raw["backend"] == "onnxruntime" and not raw["onnx_model"]:
         problems.append("backend onnxruntime needs onnx_model: export the model with moe3d-export --frames 1-<window_size> "
                         "--out model.onnx and set onnx_model:=/path/to/model.onnx")
+    try:
+        provider_options = parse_provider_options([entry for entry in raw["onnx_provider_options"] if entry])
+    except ValueError as exc:
+        problems.append(str(exc))
+        provider_options = {}
     if raw["window_size"] < count:
         problems.append(f"window_size ({raw['window_size']}) must be at least the number of cameras ({count})")
     try:
@@ -378,6 +389,7 @@ def read(node: Node) -> NodeSettings:
         backend=raw["backend"],
         onnx_model=raw["onnx_model"],
         onnx_providers=[p for p in raw["onnx_providers"] if p],
+        onnx_provider_options=provider_options,
         device=raw["device"],
         precision=raw["precision"],
         encoder_cache=raw["encoder_cache"],
