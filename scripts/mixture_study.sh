@@ -11,8 +11,10 @@
 #   mdn_frozen     (d) Gaussian, aggregator frozen (the control)
 #   mdn_wta        (d) Gaussian, the first 400 steps a relaxed winner-takes-all: each pixel's nearest
 #                  component trained, the weights taught by cross-entropy to pick it (selection from the start)
-#   mdn_wta_sharp  mdn_wta with the weight logits scaled by 20 (moe.temperature 0.05): under Adam the
-#                  weights move 20x faster (in mdn_wta they stayed near uniform: entropy 1.386 -> 1.29)
+#   mdn_quantiles  (d) Gaussian, with the recipe's roles throughout: component k learns the k/3 quantile
+#                  of the true depth in a 9 px square where it holds a step above 5% (elsewhere all
+#                  the pixel's depth), the weights the pixel's side; temperature annealed 1 -> 0.05.
+#                  (In mdn_wta the weights stayed near uniform: on surfaces the best component is noise.)
 # Usage: PARALLEL=1 OMP_NUM_THREADS=1 bash scripts/mixture_study.sh dpt mdn_gaussian
 # Curves and scores: python scripts/mixture_curves.py (reports/mixture_study/).
 set -euo pipefail
@@ -28,9 +30,9 @@ declare -A ROWS=(
     [mdn_laplace]="loss.likelihood=log_laplace"
     [mdn_frozen]="train.backbone=frozen"
     [mdn_wta]="loss.winner_takes_all_steps=400 loss.warm_up_targets=best"
-    [mdn_wta_sharp]="loss.winner_takes_all_steps=400 loss.warm_up_targets=best model.moe.temperature=0.05"
+    [mdn_quantiles]="loss.winner_takes_all_steps=1000000 loss.warm_up_targets=local_quantiles loss.quantile_step_ratio=1.05 model.moe.temperature=0.05 train.gate_temperature_start=1.0"
 )
-ORDER=(dpt mdn_gaussian mdn_wta mdn_wta_sharp recipe seed mdn_laplace mdn_frozen)
+ORDER=(dpt mdn_gaussian mdn_wta mdn_quantiles recipe seed mdn_laplace mdn_frozen)
 
 train_row() {
     local name=$1 sets=() status=0
