@@ -101,8 +101,8 @@ class OnnxModel:
         if self._threads > 0:
             options.intra_op_num_threads = self._threads
         # ONNX Runtime's memory pattern plans and keeps one activation block per input shape in its
-        # arena: a file serving window sizes 1-4 (tiny preset) held 893 MiB with it, 582 without
-        # (445 for one fixed size), at no speed cost.
+        # arena: a file serving window sizes 1-4 (tiny preset) held 919 MiB with it, 612 without, 442
+        # for one fixed size (bench/bench_onnx_memory.py, reports/onnx_memory).
         options.enable_mem_pattern = not serves_several_sizes
         return options
 

@@ -22,6 +22,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..inference.engine import PRECISIONS
 from ..inference.onnx_manifest import (
     DPT_OUTPUTS,
     INPUT_NAME,
@@ -37,7 +38,7 @@ LOG = logging.getLogger(__name__)
 EXTERNAL_DATA_BYTES = 1 << 30  # larger models keep their weights in a .data file (protobuf's 2 GB limit)
 
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+EXPORT_PRECISIONS = ("fp32", "fp16")  # bf16: ONNX Runtime has few bf16 kernels
 
 
 class ExportedForward(nn.Module):
@@ -60,8 +61,8 @@ class ExportedForward(nn.Module):
 def cast_for_export(model: VGGT, precision: str) -> VGGT:
     """The model in the export's precision: itself for fp32, an fp16 copy for fp16 (weights and
     activations; the depth and confidence exp() and the outputs stay fp32)."""
-    if precision not in PRECISIONS:
-        raise ExportError(f"--precision {precision}: choose from {', '.join(PRECISIONS)}")
+    if precision not in EXPORT_PRECISIONS:
+        raise ExportError(f"--precision {precision}: choose from {', '.join(EXPORT_PRECISIONS)}")
     return model if precision == "fp32" else copy.deepcopy(model).to(PRECISIONS[precision])
 
 
@@ -116,8 +117,9 @@ def export_onnx(model: VGGT, frame_counts: Sequence[int], width: int, height: in
     for name in sorted(set(files.values())):
         counts = [count for count, file in files.items() if file == name]
         # A dynamic axis is traced at a count above 2: sizes 1 and 2 are ones the tracer may mistake for constants.
-        example = torch.rand(max(counts) if not dynamic else max(largest, 3), 3, height, width)
-        shapes = {"images": {0: torch.export.Dim("frames", min=1, max=max(largest, 3))}} if dynamic else None
+        traced = max(largest, 3) if dynamic else counts[0]
+        example = torch.rand(traced, 3, height, width)
+        shapes = {"images": {0: torch.export.Dim("frames", min=1, max=traced)}} if dynamic else None
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's notes on ops it skips (torchvision)
             torch.onnx.export(wrapper, (example,), str(out.parent / name), dynamo=True, opset_version=OPSET,
