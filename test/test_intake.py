@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import struct
+import threading
+import time
 import zlib
 
 import cv2
@@ -188,6 +190,18 @@ def test_history_gives_the_value_of_a_stamp_or_the_newest_older_within_tolerance
     for stamp in range(13, 17):
         history.add(stamp * NS, str(stamp))
     assert len(history) == 4 and history.at(10 * NS) is None
+
+
+def test_history_waits_for_a_value_on_its_way_and_not_for_one_that_cannot_come():
+    """An image's callback may run before its depth's: the worker waits, briefly, for the depth."""
+    history = StampedHistory(maxlen=4, tolerance_ns=NS // 20)
+    threading.Timer(0.05, history.add, (10 * NS, "depth")).start()
+    start = time.monotonic()
+    assert history.wait_nearest(10 * NS, timeout_s=5.0) == "depth" and time.monotonic() - start < 4.0
+    assert history.wait_nearest(20 * NS, timeout_s=0.05) is None  # nothing arrives: the timeout bounds the wait
+    history.add(31 * NS, "later")
+    start = time.monotonic()
+    assert history.wait_nearest(30 * NS, timeout_s=5.0) is None and time.monotonic() - start < 1.0  # newer data came: none will
 
 
 def test_health_warns_for_a_while_after_a_bad_message_then_clears():

@@ -116,10 +116,12 @@ def test_depth_mode_is_silent_until_the_first_depth_image_then_metric_within_a_s
             if out:
                 break
         spin_until(ros_node, lambda: out, 5, "metric depth", proc)
-        # The very frame that came with the first depth image goes out, metric, one window's time
-        # later (1.05 s measured on 2 cores busy with two training runs; the bound is for such machines).
+        # Nothing from before the first depth image goes out; the first metric depth follows it by
+        # one window's time (1.05 s measured on 2 cores busy with two training runs; the bound is
+        # for such machines). Usually it is that very frame (the worker waits scale.max_stamp_gap
+        # for a depth image on its way), but a loaded machine may deliver the depth later still.
         stamp = out[0][1].header.stamp
-        assert stamp.sec * 1_000_000_000 + stamp.nanosec == first_stamp
+        assert stamp.sec * 1_000_000_000 + stamp.nanosec >= first_stamp
         assert out[0][0] - first_depth < 3.0
         assert np.nanmedian(np.frombuffer(out[0][1].data, np.float32)) == pytest.approx(2.4, rel=0.15)
     finally:

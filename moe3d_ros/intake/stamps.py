@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -118,7 +119,7 @@ class StampedHistory(Generic[T]):
         self.tolerance_ns = tolerance_ns
         self._stamps: list[int] = []
         self._values: list[T] = []
-        self._lock = threading.Lock()  # callbacks add, the worker looks up
+        self._lock = threading.Condition()  # callbacks add, the worker looks up (and may wait for one)
 
     def add(self, stamp_ns: int, value: T) -> None:
         with self._lock:
@@ -130,6 +131,7 @@ class StampedHistory(Generic[T]):
             self._values.insert(index, value)
             if len(self._stamps) > self.maxlen:
                 del self._stamps[0], self._values[0]
+            self._lock.notify_all()
 
     def at(self, stamp_ns: int) -> T | None:
         with self._lock:
@@ -150,6 +152,20 @@ class StampedHistory(Generic[T]):
         """The value whose stamp is nearest to `stamp_ns`, before or after, within the tolerance."""
         near = [p for p in self.around(stamp_ns) if p is not None and abs(p[0] - stamp_ns) <= self.tolerance_ns]
         return min(near, key=lambda p: abs(p[0] - stamp_ns))[1] if near else None
+
+    def wait_nearest(self, stamp_ns: int, timeout_s: float) -> T | None:
+        """`nearest(stamp_ns)`, waiting up to `timeout_s` for a value to arrive when none is near
+        yet: two topics of one sensor (an image and its depth) reach their callbacks in either order.
+        Returns early once a value newer than the tolerance has come, since nothing nearer will."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while True:
+                value = self.nearest(stamp_ns)
+                if value is not None or (self._stamps and self._stamps[-1] - stamp_ns > self.tolerance_ns):
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._lock.wait(left):
+                    return self.nearest(stamp_ns)
 
     def clear(self) -> None:
         with self._lock:

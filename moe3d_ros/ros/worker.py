@@ -184,13 +184,13 @@ class Worker:
             self.log.warning(f"cameras of different sizes {list(sizes)} in one window: padded to the largest")
         self.stats.last_sizes = sizes
         decode_s = time.perf_counter() - window_start
-        measured = self._measured_depths(frames)  # now: a slow window must not outlive its frames' depth images
+        newest: dict[int, int] = {}  # camera -> index of its newest frame in the window
+        for index, frame in enumerate(frames):
+            newest.setdefault(frame.camera, index)
+        measured = self._measured_depths(frames, set(newest.values()))  # now: a slow window must not outlive its frames' depth images
         self._maybe_inject_fault()
         pred = self.engine.run(images, keys=[(f.camera, f.stamp_ns) for f in frames])
         post_start = time.perf_counter()
-        newest: dict[int, int] = {}
-        for index, frame in enumerate(frames):
-            newest.setdefault(frame.camera, index)
         scale = self._update_scale(frames, pred, list(newest.values()), measured)
         if not publishable(self.settings.scale_mode, self.last_scale, self.settings.scale_publish_unscaled):
             self._withhold_unscaled(frames, newest.values())
@@ -269,12 +269,22 @@ class Worker:
             return pred.intrinsics[index].astype(np.float64)
         return pred.transforms[index].intrinsics_to_model(torch.from_numpy(np.asarray(k, dtype=np.float64))).numpy()
 
-    def _measured_depths(self, frames: list[StampedFrame]) -> list[np.ndarray | None]:
+    def _measured_depths(self, frames: list[StampedFrame], newest: set[int]) -> list[np.ndarray | None]:
         """Each frame's metric depth image (scale.mode depth), looked up before the model runs: the
-        history holds the last few only."""
+        history holds the last few only. A window's newest frames wait up to `scale.max_stamp_gap`
+        for a depth image still on its way (the image's callback may run before its depth's)."""
         if self.settings.scale_mode != "depth":
             return [None] * len(frames)
-        return [self.cameras[f.camera].depths.nearest(f.stamp_ns) if self.cameras[f.camera].depths else None for f in frames]
+        measured = []
+        for index, frame in enumerate(frames):
+            depths = self.cameras[frame.camera].depths
+            if depths is None:
+                measured.append(None)
+            elif index in newest:
+                measured.append(depths.wait_nearest(frame.stamp_ns, self.settings.scale_max_stamp_gap))
+            else:
+                measured.append(depths.nearest(frame.stamp_ns))
+        return measured
 
     def _update_scale(self, frames: list[StampedFrame], pred: Predictions, published: list[int],
                       measured: list[np.ndarray | None]) -> float:
