@@ -100,6 +100,25 @@ def depth_metrics(
     }
 
 
+def abs_rel_by_region(pred: Array, gt: Array, valid: Array | None, band: Array, scale: float,
+                      max_depth: float | None = None) -> dict[str, float]:
+    """AbsRel near ground-truth depth edges (`band`) and on surfaces (valid pixels away from them),
+    with the whole image's fitted `scale` (depth_metrics' masking and clipping): where a head's
+    error lies, the edge band (blends, wrong picks) or the surfaces (noise, offsets). NaN for an
+    empty region."""
+    pred, gt = _as_float(pred), _as_float(gt)
+    mask = valid_depth_mask(pred, valid) & valid_depth_mask(gt)
+    if max_depth is not None:
+        mask &= gt <= max_depth
+    aligned = scale * pred if max_depth is None else np.minimum(scale * pred, max_depth)
+    band = np.asarray(band, dtype=bool)
+    scores = {}
+    for region, region_mask in (("edges", mask & band), ("surfaces", mask & ~band)):
+        error = np.abs(aligned[region_mask] - gt[region_mask]) / gt[region_mask]
+        scores[f"abs_rel_{region}"] = float(error.mean()) if error.size else float("nan")
+    return scores
+
+
 # ----------------------------------------------------------------------------- boundary sharpness
 
 

@@ -20,6 +20,8 @@ from .runner import SystemPrediction, Window
 # metric -> (label, True when higher is better)
 METRICS = {
     "abs_rel": ("AbsRel", False),
+    "abs_rel_edges": ("AbsRel near depth edges", False),
+    "abs_rel_surfaces": ("AbsRel on surfaces", False),
     "rmse": ("RMSE", False),
     "delta1": ("delta1", True),
     "boundary_f1": ("boundary F1", True),

@@ -167,6 +167,7 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
         values["band_chamfer"] = flying["band_chamfer"]
         band = M.discontinuity_band(gt, valid)
         values["steps_off_edges"] = M.steps_off_edges(predicted, gt, valid, band)
+        values.update(M.abs_rel_by_region(predicted, gt, valid, band, values["scale"], window.max_depth))
         if pred.winner is not None and pred.winner[i].shape == gt.shape:
             values.update(expert_shares(pred.winner[i], pred.num_experts, band, valid & ~band))
             values["gate_switches_off_edges"] = M.gate_switches_off_edges(pred.winner[i], gt, valid, band)
