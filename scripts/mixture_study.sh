@@ -15,6 +15,8 @@
 #                  of the true depth in a 9 px square where it holds a step above 5% (elsewhere all
 #                  the pixel's depth), the weights the pixel's side; temperature annealed 1 -> 0.05.
 #                  (In mdn_wta the weights stayed near uniform: on surfaces the best component is noise.)
+#   mdn_minmax     (d) mdn_quantiles with K = 2: the roles are the 9 px square's nearest and farthest
+#                  depth, the two surfaces themselves (with K = 4 the middle quantiles won, and blend).
 # Usage: PARALLEL=1 OMP_NUM_THREADS=1 bash scripts/mixture_study.sh dpt mdn_gaussian
 # Curves and scores: python scripts/mixture_curves.py (reports/mixture_study/).
 set -euo pipefail
@@ -31,8 +33,9 @@ declare -A ROWS=(
     [mdn_frozen]="train.backbone=frozen"
     [mdn_wta]="loss.winner_takes_all_steps=400 loss.warm_up_targets=best"
     [mdn_quantiles]="loss.winner_takes_all_steps=1000000 loss.warm_up_targets=local_quantiles loss.quantile_step_ratio=1.05 model.moe.temperature=0.05 train.gate_temperature_start=1.0"
+    [mdn_minmax]="model.moe.num_experts=2 loss.winner_takes_all_steps=1000000 loss.warm_up_targets=local_quantiles loss.quantile_step_ratio=1.05 model.moe.temperature=0.05 train.gate_temperature_start=1.0"
 )
-ORDER=(dpt mdn_gaussian mdn_wta mdn_quantiles recipe seed mdn_laplace mdn_frozen)
+ORDER=(dpt mdn_gaussian mdn_wta mdn_quantiles mdn_minmax recipe seed mdn_laplace mdn_frozen)
 
 train_row() {
     local name=$1 sets=() status=0
