@@ -275,13 +275,14 @@ class Worker:
         for a depth image still on its way (the image's callback may run before its depth's)."""
         if self.settings.scale_mode != "depth":
             return [None] * len(frames)
+        deadline = time.monotonic() + self.settings.scale_max_stamp_gap  # one wait for the window, not one per camera
         measured = []
         for index, frame in enumerate(frames):
             depths = self.cameras[frame.camera].depths
             if depths is None:
                 measured.append(None)
             elif index in newest:
-                measured.append(depths.wait_nearest(frame.stamp_ns, self.settings.scale_max_stamp_gap))
+                measured.append(depths.wait_nearest(frame.stamp_ns, max(deadline - time.monotonic(), 0.0)))
             else:
                 measured.append(depths.nearest(frame.stamp_ns))
         return measured
