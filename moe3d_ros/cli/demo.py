@@ -28,7 +28,7 @@ from ..paths import executable, share_dir
 CAMERA_NS = "/demo_camera"
 NODE_NS = "/moe3d"
 BASELINE_NS = "/moe3d_dpt"
-PANEL_WAIT_S = 60.0  # --compare: longest wait past --duration for a frame both nodes served
+PANEL_WAIT_S = 60.0  # longest wait past --duration for a frame with every panel tile (--compare: both nodes served it)
 KEPT_FRAMES = 20  # published frames the monitor keeps for the panel (--compare: both nodes must have one)
 
 
@@ -150,14 +150,18 @@ class Monitor:
         self.metric.append(float(np.mean(np.abs(depth[valid] - gt[valid]) / gt[valid])))
         self.log_scales.append(float(np.log(np.median(gt[valid] / depth[valid]))))
 
+    def complete_frames(self, baseline_depths: dict | None = None) -> list[tuple[int, int]]:
+        """Published frames that have everything the panel shows: the camera image and the ground
+        truth, from an MoE model the gating map (its messages trail the depth's) and, when
+        comparing, the baseline's depth of the same stamp; oldest first."""
+        moe = int(self.engine.get("experts", "0")) > 0 or bool(self.gating)
+        return [key for key in self.depths
+                if key in self.images and key in self.ground_truth and (not moe or key in self.gating)
+                and (baseline_depths is None or key in baseline_depths)]
+
     def panel_frame(self, baseline_depths: dict | None = None) -> tuple[int, int] | None:
-        """The newest published frame that has everything the panel shows: the camera image and the
-        ground truth, from an MoE model the gating map (its messages trail the depth's) and, when
-        comparing, the baseline's depth of the same stamp."""
-        moe = int(self.engine.get("experts", "0")) > 0
-        complete = [key for key, depth in self.depths.items()
-                    if key in self.images and key in self.ground_truth and (not moe or key in self.gating)
-                    and (baseline_depths is None or key in baseline_depths)]
+        """The newest complete frame (complete_frames), else the newest published one."""
+        complete = self.complete_frames(baseline_depths)
         return complete[-1] if complete else (next(reversed(self.depths)) if self.depths else None)
 
     def jitter(self) -> float:
@@ -321,11 +325,11 @@ def main(argv: list[str] | None = None) -> int:
               "(AbsRel and boundary F1 after a scale fit; metric AbsRel as published; scale jitter between outputs):", flush=True)
         end = time.monotonic() + args.duration
         next_print = time.monotonic()
-        # --compare: go on (up to PANEL_WAIT_S more) until both nodes have served one frame, so the
-        # panel compares the two heads on the same image (each node serves the frames it keeps up with).
+        # Go on (up to PANEL_WAIT_S more) until one frame has every tile: its gating map trails its
+        # depth, and with --compare both nodes must have served it, so the panel compares the two
+        # heads on the same image (each node serves the frames it keeps up with).
         baseline_depths = monitors[1].depths if args.compare else None
-        while time.monotonic() < end or (baseline_depths is not None and time.monotonic() < end + PANEL_WAIT_S
-                                         and not any(key in baseline_depths for key in monitor.depths)):
+        while time.monotonic() < end or (time.monotonic() < end + PANEL_WAIT_S and not monitor.complete_frames(baseline_depths)):
             rclpy.spin_once(ros_node, timeout_sec=0.05)
             if time.monotonic() >= next_print:
                 for m in monitors:
