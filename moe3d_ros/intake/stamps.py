@@ -164,8 +164,9 @@ class StampedHistory(Generic[T]):
                 if value is not None or (self._stamps and self._stamps[-1] - stamp_ns > self.tolerance_ns):
                     return value
                 left = deadline - time.monotonic()
-                if left <= 0 or not self._lock.wait(left):
-                    return self.nearest(stamp_ns)
+                if left <= 0:
+                    return None
+                self._lock.wait(left)
 
     def clear(self) -> None:
         with self._lock:
