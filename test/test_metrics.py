@@ -10,7 +10,6 @@ from scipy.spatial.transform import Rotation
 
 from moe3d_ros.eval.metrics import (
     BOUNDARY_THRESHOLDS,
-    abs_rel_by_region,
     boundary_f1,
     boundary_scores,
     depth_edge_f1,
@@ -256,19 +255,22 @@ def test_mixed_pixels_are_blends_of_the_two_sides_not_misplaced_steps():
     assert mixed_pixel_ratio(outside, gt) == 0.0
 
 
-def test_abs_rel_by_region_puts_a_blend_on_the_edge_and_an_offset_on_the_surface():
+def test_abs_rel_splits_into_a_blend_on_the_edge_and_an_offset_on_the_surface():
     gt = vertical_edge()
     band = np.zeros(gt.shape, dtype=bool)
     band[:, 6:10] = True
     blended = gt.copy()
     blended[:, 7:9] = 1.5  # |1.5 - 1| / 1 and |1.5 - 2| / 2 on 2 of the band's 4 columns
-    scores = abs_rel_by_region(blended, gt, None, band, scale=1.0)
+    scores = depth_metrics(blended, gt, band=band)
+    assert scores["scale"] == pytest.approx(1.0)
     assert scores["abs_rel_edges"] == pytest.approx((0.5 + 0.25) / 4) and scores["abs_rel_surfaces"] == 0.0
     offset = gt.copy()
     offset[:, 12:] *= 1.1  # a surface 10% too far, away from the band
-    scores = abs_rel_by_region(2 * offset, gt, None, band, scale=0.5)  # the image's fitted scale undoes the 2
+    scores = depth_metrics(2 * offset, gt, band=band)  # the image's fitted scale undoes the 2
+    assert scores["scale"] == pytest.approx(0.5)
     assert scores["abs_rel_edges"] == 0.0 and scores["abs_rel_surfaces"] == pytest.approx(0.1 * 4 / 12)
-    assert math.isnan(abs_rel_by_region(gt, gt, None, np.zeros(gt.shape, dtype=bool), 1.0)["abs_rel_edges"])
+    assert math.isnan(depth_metrics(gt, gt, band=np.zeros(gt.shape, dtype=bool))["abs_rel_edges"])
+    assert "abs_rel_edges" not in depth_metrics(gt, gt)
 
 
 def test_mixed_pixels_need_a_step_that_spans_more_than_a_quarter():

@@ -72,13 +72,17 @@ def depth_metrics(
     valid: Array | None = None,
     max_depth: float | None = None,
     scale_method: ScaleMethod = "median",
+    band: Array | None = None,
 ) -> dict[str, float]:
     """Per-image depth accuracy after a scale-only fit, in the pi3 / NYU / Sintel protocol.
 
     With `max_depth` (Sintel: 70 m) ground truth above it is masked out before the fit and the
     scaled prediction is clipped at it. Returns abs_rel = mean |s*pred - gt| / gt, rmse (gt units),
     delta1/2/3 = fraction with max(s*pred/gt, gt/(s*pred)) < 1.25**k, the fitted scale and
-    num_valid (pixels scored).
+    num_valid (pixels scored). With `band` (ground-truth depth edges, discontinuity_band) also
+    abs_rel_edges and abs_rel_surfaces, the same error inside and outside it with the image's one
+    scale: where a head's error lies, the edge band (blends, wrong picks) or the surfaces (noise,
+    offsets); NaN for an empty region.
     """
     pred, gt = _as_float(pred), _as_float(gt)
     mask = valid_depth_mask(pred, valid) & valid_depth_mask(gt)
@@ -89,34 +93,22 @@ def depth_metrics(
     if max_depth is not None:
         aligned = np.minimum(aligned, max_depth)
     ratio = np.maximum(aligned / target, target / aligned)
+    relative_error = np.abs(aligned - target) / target
+    regions = {}
+    if band is not None:
+        in_band = np.asarray(band, dtype=bool)[mask]
+        for region, pixels in (("edges", in_band), ("surfaces", ~in_band)):
+            regions[f"abs_rel_{region}"] = float(relative_error[pixels].mean()) if pixels.any() else float("nan")
     return {
-        "abs_rel": float(np.mean(np.abs(aligned - target) / target)),
+        "abs_rel": float(np.mean(relative_error)),
         "rmse": float(np.sqrt(np.mean((aligned - target) ** 2))),
         "delta1": float(np.mean(ratio < 1.25)),
         "delta2": float(np.mean(ratio < 1.25**2)),
         "delta3": float(np.mean(ratio < 1.25**3)),
         "scale": scale,
         "num_valid": int(mask.sum()),
+        **regions,
     }
-
-
-def abs_rel_by_region(pred: Array, gt: Array, valid: Array | None, band: Array, scale: float,
-                      max_depth: float | None = None) -> dict[str, float]:
-    """AbsRel near ground-truth depth edges (`band`) and on surfaces (valid pixels away from them),
-    with the whole image's fitted `scale` (depth_metrics' masking and clipping): where a head's
-    error lies, the edge band (blends, wrong picks) or the surfaces (noise, offsets). NaN for an
-    empty region."""
-    pred, gt = _as_float(pred), _as_float(gt)
-    mask = valid_depth_mask(pred, valid) & valid_depth_mask(gt)
-    if max_depth is not None:
-        mask &= gt <= max_depth
-    aligned = scale * pred if max_depth is None else np.minimum(scale * pred, max_depth)
-    band = np.asarray(band, dtype=bool)
-    scores = {}
-    for region, region_mask in (("edges", mask & band), ("surfaces", mask & ~band)):
-        error = np.abs(aligned[region_mask] - gt[region_mask]) / gt[region_mask]
-        scores[f"abs_rel_{region}"] = float(error.mean()) if error.size else float("nan")
-    return scores
 
 
 # ----------------------------------------------------------------------------- boundary sharpness

@@ -157,7 +157,8 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
         gt, valid, predicted = window.depth[i], window.valid[i], pred.depth[i]
         if predicted.shape != gt.shape:  # monocular protocols: the prediction is resized to the ground truth
             predicted = cv2.resize(predicted, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
-        values = dict(M.depth_metrics(predicted, gt, valid, max_depth=window.max_depth))
+        band = M.discontinuity_band(gt, valid)
+        values = dict(M.depth_metrics(predicted, gt, valid, max_depth=window.max_depth, band=band))
         boundary = M.boundary_scores(predicted, gt, valid)
         values.update({k: boundary[k] for k in ("boundary_f1", "boundary_precision", "boundary_recall")})
         values["boundary_f1_1px"] = M.depth_edge_f1(predicted, gt, valid)
@@ -165,9 +166,7 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
         flying = M.flying_points(predicted, gt, valid, window.intrinsics[i])
         values["flying_ratio"] = flying["flying_ratio"]
         values["band_chamfer"] = flying["band_chamfer"]
-        band = M.discontinuity_band(gt, valid)
         values["steps_off_edges"] = M.steps_off_edges(predicted, gt, valid, band)
-        values.update(M.abs_rel_by_region(predicted, gt, valid, band, values["scale"], window.max_depth))
         if pred.winner is not None and pred.winner[i].shape == gt.shape:
             values.update(expert_shares(pred.winner[i], pred.num_experts, band, valid & ~band))
             values["gate_switches_off_edges"] = M.gate_switches_off_edges(pred.winner[i], gt, valid, band)
