@@ -365,6 +365,26 @@ def test_local_quantile_warm_up_pulls_each_expert_to_its_side_and_the_gate_to_th
     assert loss.item() == pytest.approx(1.0 + math.log(2.0) * 24 / 72)
 
 
+def test_local_quantile_gate_term_over_the_band_weighs_the_edge_pixels_as_much_as_the_experts():
+    depth, valid = _step_edge()
+    target = depth[0]
+    expert_depth = torch.full((1, 2, 6, 12), 1.5, dtype=torch.float64)
+    conf = torch.full((1, 2, 6, 12), 2.0, dtype=torch.float64)
+    grads = {}
+    for scope in ("all", "band"):
+        logits = torch.zeros(1, 2, 6, 12, dtype=torch.float64, requires_grad=True)
+        loss = local_quantile_nll(expert_depth, conf, torch.log_softmax(logits, dim=-3), target, valid[0], "laplace", 5,
+                                  gate_scope=scope)
+        loss.backward()
+        grads[scope] = logits.grad
+    # the uniform gate's log 2 is now averaged over the 24 edge pixels alone, not all 72
+    assert loss.item() == pytest.approx(1.0 + math.log(2.0))
+    assert torch.allclose(grads["band"], grads["all"] * 72 / 24)  # same direction, the band's share undone
+    assert torch.all(grads["band"][0, :, 3, 0] == 0)
+    with pytest.raises(ValueError, match="quantile_gate_scope"):
+        LossConfig(quantile_gate_scope="edges")
+
+
 def test_local_quantile_warm_up_is_chosen_by_the_config_and_checked():
     output, targets = _random_mixture_case(6, 7)
     best = compute_losses(output, targets, LossConfig(entropy_weight=0.0), winner_takes_all=True)

@@ -32,6 +32,7 @@ from ..model.geometry import cameras_to_pose_encoding, depth_to_world_points
 
 
 LIKELIHOODS = ("laplace", "gaussian", "log_laplace", "log_gaussian")
+QUANTILE_GATE_SCOPES = ("all", "band")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class LossConfig:
     warm_up_targets: str = "best"  # "best": relaxed winner-takes-all; "local_quantiles": see local_quantile_nll
     quantile_window: int = 9  # pixels, odd: the square whose ground-truth quantiles the experts learn
     quantile_step_ratio: float = 0.0  # > 1: the quantiles only where the square holds a depth step above it (local_quantile_targets)
+    quantile_gate_scope: str = "all"  # local_quantile_nll's gate term averaged over "all" valid pixels, or the "band" where roles differ
 
     def __post_init__(self) -> None:
         if self.likelihood not in LIKELIHOODS:
@@ -67,6 +69,8 @@ class LossConfig:
             raise ValueError(f"loss.quantile_window must be an odd number of pixels >= 3, got {self.quantile_window}")
         if self.quantile_step_ratio != 0.0 and self.quantile_step_ratio <= 1.0:
             raise ValueError(f"loss.quantile_step_ratio must be 0 (off) or a depth ratio > 1, got {self.quantile_step_ratio}")
+        if self.quantile_gate_scope not in QUANTILE_GATE_SCOPES:
+            raise ValueError(f"loss.quantile_gate_scope {self.quantile_gate_scope!r} unknown (use one of {QUANTILE_GATE_SCOPES})")
 
 
 def normalisation_scale(depth: Tensor, valid: Tensor, extrinsics: Tensor, intrinsics: Tensor) -> Tensor:
@@ -169,7 +173,7 @@ def depth_steps(depth: Tensor, ratio: float) -> Tensor:
 
 def local_quantile_nll(
     expert_depth: Tensor, expert_conf: Tensor, log_gate: Tensor, target: Tensor, valid: Tensor, kind: str, window: int,
-    step_ratio: float = 0.0,
+    step_ratio: float = 0.0, gate_scope: str = "all",
 ) -> Tensor:
     """Warm-up with fixed roles (cf. SMD-Nets' foreground/background modes): expert k learns the
     k / (K - 1) local quantile of the ground truth (local_quantile_targets), so next to a depth
@@ -178,7 +182,10 @@ def local_quantile_nll(
     one to the pixel's own depth (-log of their summed gate): beside an edge that is the pixel's
     side, on a surface it is every expert, so there it gets no signal and no reason to follow
     texture. Unlike winner-takes-all this does not depend on which expert the backbone's local
-    error favours."""
+    error favours. gate_scope "all" averages the gate term over every valid pixel, "band" only
+    over the pixels where some expert is not acceptable: the edge band, a few percent of the image,
+    where the gate's only signal (the pixel's side of the step) is, so that it weighs as much as
+    the experts' term instead of the band's share of it."""
     num_experts = expert_depth.shape[-3]
     if num_experts == 1:
         return masked_mean(-expert_log_likelihood(expert_depth, expert_conf, target, kind).squeeze(-3), valid)
@@ -188,7 +195,8 @@ def local_quantile_nll(
     distance = (quantiles.log() - torch.where(valid, target, torch.ones_like(target)).log().unsqueeze(-3)).abs()
     acceptable = distance <= distance.amin(dim=-3, keepdim=True) + QUANTILE_GATE_TOLERANCE
     gate_term = -torch.logsumexp(log_gate.masked_fill(~acceptable, float("-inf")), dim=-3)
-    return masked_mean(expert_term, valid) + masked_mean(gate_term, valid)
+    gate_pixels = valid & ~acceptable.all(dim=-3) if gate_scope == "band" else valid
+    return masked_mean(expert_term, valid) + masked_mean(gate_term, gate_pixels)
 
 
 def gate_entropy(log_gate: Tensor, valid: Tensor) -> Tensor:
@@ -284,7 +292,7 @@ def compute_losses(output, targets: Targets, cfg: LossConfig, winner_takes_all: 
     if winner_takes_all and cfg.warm_up_targets == "local_quantiles":
         terms["wta"] = local_quantile_nll(
             expert_depth, expert_conf, log_gate, target, valid, cfg.likelihood, cfg.quantile_window,
-            cfg.quantile_step_ratio,
+            cfg.quantile_step_ratio, cfg.quantile_gate_scope,
         )
     elif winner_takes_all:
         terms["wta"] = winner_takes_all_nll(expert_depth, expert_conf, log_gate, target, valid, cfg.likelihood)
