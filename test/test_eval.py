@@ -41,9 +41,9 @@ def test_synthetic_benchmark_smallest_setting(models, tmp_path, capsys):
             "--out", str(out), "--figures", "1"]
     assert _run(args) == 0
     printed = capsys.readouterr().out
-    assert "moe_winner / dpt:" in printed and "moe_mean / dpt:" in printed
+    assert "moe_winner / dpt:" in printed and "moe_surface / dpt:" in printed and "moe_mean / dpt:" in printed
     result = json.loads((out / "results.json").read_text())
-    assert set(result["summary"]) == {"dpt", "moe_winner", "moe_mean"}
+    assert set(result["summary"]) == {"dpt", "moe_winner", "moe_surface", "moe_mean"}
     for system, values in result["summary"].items():
         for key in ("abs_rel", "delta1", "boundary_f1", "flying_ratio", "band_chamfer", "acc_mean", "comp_mean", "nc_mean"):
             assert key in values and np.isfinite(values[key]), (system, key)

@@ -37,7 +37,7 @@ def _dpt_depth(published_file, images):
 
 
 @pytest.mark.parametrize("scope", ["output", "fusion", "density"])
-@pytest.mark.parametrize("fusion", ["winner", "mean"])
+@pytest.mark.parametrize("fusion", ["winner", "surface", "mean"])
 @pytest.mark.parametrize("on_meta", [False, True])
 def test_fresh_moe_head_reproduces_the_dpt_head(fixture, published_file, scope, fusion, on_meta):
     images = fixture["cases"][IMAGES_CASE]["images"]
@@ -101,6 +101,21 @@ def test_fusion_modes_by_hand():
     assert conf.item() == pytest.approx(0.2 * 2 + 0.7 * 4 + 0.1 * 8)
     with pytest.raises(ValueError, match="unknown fusion"):
         fuse(expert_depth, expert_conf, logits, "median")
+
+
+def test_surface_fusion_averages_the_winners_surface_and_nothing_across_an_edge():
+    """Experts 1 m, 3 m, 3.5 m, winner 3 m: 3.5 m is within 20% (its surface), 1 m is the other
+    side of an edge and takes no part; where every expert agrees it is the mixture mean."""
+    expert_depth = torch.tensor([1.0, 3.0, 3.5]).view(1, 1, 3, 1, 1)
+    expert_conf = torch.tensor([2.0, 4.0, 8.0]).view(1, 1, 3, 1, 1)
+    logits = torch.log(torch.tensor([0.2, 0.7, 0.1])).view(1, 1, 3, 1, 1)
+    depth, conf = fuse(expert_depth, expert_conf, logits, "surface")
+    assert depth.item() == pytest.approx((0.7 * 3.0 + 0.1 * 3.5) / 0.8)
+    assert conf.item() == pytest.approx((0.7 * 4.0 + 0.1 * 8.0) / 0.8)
+    close = torch.tensor([2.9, 3.0, 3.1]).view(1, 1, 3, 1, 1)
+    torch.testing.assert_close(fuse(close, expert_conf, logits, "surface"), fuse(close, expert_conf, logits, "mean"))
+    apart = torch.tensor([1.0, 3.0, 10.0]).view(1, 1, 3, 1, 1)
+    torch.testing.assert_close(fuse(apart, expert_conf, logits, "surface"), fuse(apart, expert_conf, logits, "winner"))
 
 
 def test_temperature_sharpens_the_gate(fixture):

@@ -175,7 +175,7 @@ def test_engine_gives_the_same_predictions_on_both_backends(exported_moe):
     onnx_engine = InferenceEngine(OnnxModel(folder / "model.json"), EngineConfig(encoder_cache=4))
     assert onnx_engine.backend == "onnxruntime" and onnx_engine.provider == "CPUExecutionProvider"
     assert onnx_engine.notes and "encoder_cache" in onnx_engine.notes[0]
-    for fusion in ("winner", "mean"):
+    for fusion in ("winner", "surface", "mean"):
         torch_engine.set_fusion(fusion)
         onnx_engine.set_fusion(fusion)
         expected, actual = torch_engine.run(images), onnx_engine.run(images)
@@ -212,7 +212,7 @@ def test_moe3d_eval_scores_an_export_as_it_scores_the_checkpoint(exported_moe, t
     assert eval_cli.main(common + ["--backend", "onnxruntime", "--onnx-model", str(folder / "model.onnx"), "--out", str(tmp_path / "onnx")]) == 0
     expected = json.loads((tmp_path / "torch" / "results.json").read_text())["summary"]
     actual = json.loads((tmp_path / "onnx" / "results.json").read_text())["summary"]
-    assert set(actual) == set(expected) == {"moe_winner", "moe_mean"}
+    assert set(actual) == set(expected) == {"moe_winner", "moe_surface", "moe_mean"}
     for system, metrics in expected.items():
         assert set(actual[system]) == set(metrics) and {"abs_rel", "delta1", "boundary_f1"} <= set(metrics)
         for name, value in metrics.items():  # the cloud metrics go through a similarity fit of a random

@@ -18,12 +18,11 @@ from ..inference.engine import resolve_device, resolve_precision
 from ..inference.onnx_backend import OnnxModel
 from ..model import VGGT
 from ..model.geometry import depth_to_world_points
-from ..model.heads.moe_head import fuse
+from ..model.heads.moe_head import FUSIONS, fuse
 from ..timing import StageTimer
 from . import metrics as M
 from .reconstruction import reconstruction_metrics
 
-FUSIONS = ("winner", "mean")
 
 
 @dataclass
@@ -65,7 +64,7 @@ def oracle_pick(experts: np.ndarray, winner: np.ndarray, truth: np.ndarray) -> n
 
 @dataclass
 class Evaluator:
-    """Models by name ("dpt", "moe"); systems are derived: dpt, moe_winner, moe_mean."""
+    """Models by name ("dpt", "moe"); systems are derived: dpt, moe_winner, moe_surface, moe_mean."""
 
     models: dict[str, VGGT | OnnxModel]
     device: str = "auto"

@@ -179,7 +179,7 @@ class InferenceEngine:
         return self.model.provider if isinstance(self.model, OnnxModel) else ""
 
     def set_fusion(self, mode: str) -> None:
-        """How the MoE head's experts are fused (winner or mean), with either backend."""
+        """How the MoE head's experts are fused (winner, surface or mean), with either backend."""
         (self.model if isinstance(self.model, OnnxModel) else self.model.depth_head).fusion = mode
 
     @property

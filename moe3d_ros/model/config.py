@@ -69,7 +69,7 @@ class MoEConfig:
     scope: str = "output"  # what each expert owns: "output" convolutions, "fusion" (refinenet1 too), or "density" (one mixture-density last layer)
     temperature: float = 1.0  # gate softmax temperature
     gate_hidden: int = 32
-    fusion: str = "winner"  # inference: "winner" (highest-weight expert) or "mean" (mixture mean)
+    fusion: str = "winner"  # inference: "winner" (highest-weight expert), "surface" (the winner's surface) or "mean" (mixture mean)
     gate_layers: int = 1  # 3x3 conv layers of the gate before its 1x1 output
     gate_image: bool = False  # the gate also reads the input image, to place its switch on the pixel edge
 
@@ -80,8 +80,8 @@ class MoEConfig:
             raise ValueError(f"moe.scope {self.scope!r} unknown (use 'output', 'fusion' or 'density')")
         if self.scope == "density" and self.gate_image:
             raise ValueError("moe.gate_image: the 'density' scope has no gate network (its weights come from the last layer); set it false")
-        if self.fusion not in ("winner", "mean"):
-            raise ValueError(f"moe.fusion {self.fusion!r} unknown (use 'winner' or 'mean')")
+        if self.fusion not in ("winner", "surface", "mean"):
+            raise ValueError(f"moe.fusion {self.fusion!r} unknown (use 'winner', 'surface' or 'mean')")
         if self.temperature <= 0:
             raise ValueError("moe.temperature must be positive")
         if self.gate_layers < 1:

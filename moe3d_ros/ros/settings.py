@@ -102,8 +102,9 @@ SPECS: dict[str, ParamSpec] = {
                                     "graph capture, kernel selection) for every window size; [0, 0] = no warm-up. With backend "
                                     "onnxruntime the exported input size is checked against it at start-up"),
     "preprocess_mode": ParamSpec("crop", _T.PARAMETER_STRING, "crop or pad, as the reference preprocessing", choices=("crop", "pad")),
-    "fusion": ParamSpec("winner", _T.PARAMETER_STRING, "MoE fusion: winner (sharp) or mean", read_only=False,
-                        choices=("winner", "mean")),
+    "fusion": ParamSpec("winner", _T.PARAMETER_STRING, "MoE fusion: winner (sharp), surface (the winner where the "
+                        "hypotheses differ by over 20%, else their mean) or mean", read_only=False,
+                        choices=("winner", "surface", "mean")),
     "filter.min_confidence": ParamSpec(1.5, _T.PARAMETER_DOUBLE, "Drop pixels with model confidence below this (0 = off)",
                                        read_only=False, min_value=0.0),
     "filter.max_gate_entropy": ParamSpec(math.inf, _T.PARAMETER_DOUBLE, "Drop pixels whose MoE gate entropy exceeds this [nats] "
