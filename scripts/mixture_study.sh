@@ -17,6 +17,8 @@
 #                  (In mdn_wta the weights stayed near uniform: on surfaces the best component is noise.)
 #   mdn_minmax     (d) mdn_quantiles with K = 2: the roles are the 9 px square's nearest and farthest
 #                  depth, the two surfaces themselves (with K = 4 the middle quantiles won, and blend).
+#   mdn_minmax_band (d) mdn_minmax with the weights' term averaged over the band where the roles differ
+#                  (loss.quantile_gate_scope=band), not the whole image: the step's placement is learnt there.
 # Usage: PARALLEL=1 OMP_NUM_THREADS=1 bash scripts/mixture_study.sh dpt mdn_gaussian
 # Curves and scores: python scripts/mixture_curves.py (reports/mixture_study/).
 set -euo pipefail
@@ -34,8 +36,9 @@ declare -A ROWS=(
     [mdn_wta]="loss.winner_takes_all_steps=400 loss.warm_up_targets=best"
     [mdn_quantiles]="loss.winner_takes_all_steps=1000000 loss.warm_up_targets=local_quantiles loss.quantile_step_ratio=1.05 model.moe.temperature=0.05 train.gate_temperature_start=1.0"
     [mdn_minmax]="model.moe.num_experts=2 loss.winner_takes_all_steps=1000000 loss.warm_up_targets=local_quantiles loss.quantile_step_ratio=1.05 model.moe.temperature=0.05 train.gate_temperature_start=1.0"
+    [mdn_minmax_band]="model.moe.num_experts=2 loss.winner_takes_all_steps=1000000 loss.warm_up_targets=local_quantiles loss.quantile_step_ratio=1.05 loss.quantile_gate_scope=band model.moe.temperature=0.05 train.gate_temperature_start=1.0"
 )
-ORDER=(dpt mdn_gaussian mdn_wta mdn_quantiles mdn_minmax recipe seed mdn_laplace mdn_frozen)
+ORDER=(dpt mdn_gaussian mdn_wta mdn_quantiles mdn_minmax mdn_minmax_band recipe seed mdn_laplace mdn_frozen)
 
 train_row() {
     local name=$1 sets=() status=0
