@@ -17,12 +17,12 @@ import torch
 from ..inference.engine import resolve_device, resolve_precision
 from ..inference.onnx_backend import OnnxModel
 from ..model import VGGT
+from ..model.config import FUSIONS
 from ..model.geometry import depth_to_world_points
-from ..model.heads.moe_head import FUSIONS, fuse
+from ..model.heads.moe_head import fuse
 from ..timing import StageTimer
 from . import metrics as M
 from .reconstruction import reconstruction_metrics
-
 
 
 @dataclass

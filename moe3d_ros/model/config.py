@@ -61,6 +61,9 @@ class DPTConfig:
     frames_chunk_size: int = 8  # frames per head call: bounds activation memory
 
 
+FUSIONS = ("winner", "surface", "mean")  # how the MoE head's experts become one depth (model.heads.moe_head.fuse)
+
+
 @dataclass(frozen=True)
 class MoEConfig:
     """Mixture-of-experts depth head: K experts on the shared DPT pyramid and a per-pixel gate."""
@@ -80,8 +83,8 @@ class MoEConfig:
             raise ValueError(f"moe.scope {self.scope!r} unknown (use 'output', 'fusion' or 'density')")
         if self.scope == "density" and self.gate_image:
             raise ValueError("moe.gate_image: the 'density' scope has no gate network (its weights come from the last layer); set it false")
-        if self.fusion not in ("winner", "surface", "mean"):
-            raise ValueError(f"moe.fusion {self.fusion!r} unknown (use 'winner', 'surface' or 'mean')")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"moe.fusion {self.fusion!r} unknown (use one of {FUSIONS})")
         if self.temperature <= 0:
             raise ValueError("moe.temperature must be positive")
         if self.gate_layers < 1:

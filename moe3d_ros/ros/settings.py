@@ -17,6 +17,7 @@ from rclpy.parameter import Parameter
 
 from ..inference.onnx_backend import parse_provider_options
 from ..intake.camera_model import is_rectified_topic
+from ..model.config import FUSIONS
 from ..outputs.filtering import FilterConfig
 
 
@@ -104,7 +105,7 @@ SPECS: dict[str, ParamSpec] = {
     "preprocess_mode": ParamSpec("crop", _T.PARAMETER_STRING, "crop or pad, as the reference preprocessing", choices=("crop", "pad")),
     "fusion": ParamSpec("winner", _T.PARAMETER_STRING, "MoE fusion: winner (sharp), surface (the winner where the "
                         "hypotheses differ by over 20%, else their mean) or mean", read_only=False,
-                        choices=("winner", "surface", "mean")),
+                        choices=FUSIONS),
     "filter.min_confidence": ParamSpec(1.5, _T.PARAMETER_DOUBLE, "Drop pixels with model confidence below this (0 = off)",
                                        read_only=False, min_value=0.0),
     "filter.max_gate_entropy": ParamSpec(math.inf, _T.PARAMETER_DOUBLE, "Drop pixels whose MoE gate entropy exceeds this [nats] "
