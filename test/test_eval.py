@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from moe3d_ros.io.checkpoint import save_model
+from moe3d_ros.cli import eval as eval_cli
 from moe3d_ros.cli.eval import main as eval_main
 from moe3d_ros.eval import protocols
 from moe3d_ros.data.synthetic import SyntheticConfig, generate_scene
@@ -63,6 +64,14 @@ def test_synthetic_benchmark_smallest_setting(models, tmp_path, capsys):
     assert again["summary"] == result["summary"]
     # The same folder with other settings is refused instead of mixing results.
     assert _run([*args[:3], "3", *args[4:]]) == 2
+
+
+def test_cached_scenes_scored_for_other_systems_are_not_reused():
+    """Scenes cached before a fusion was added lack its system: the run's fingerprint differs."""
+    args = eval_cli.parse_args(["--protocol", "synthetic", "--scenes", "2"])
+    before = eval_cli.fingerprint(args, ["moe", "dpt"], ["moe_winner", "moe_mean", "dpt"])
+    assert eval_cli.fingerprint(args, ["moe", "dpt"], ["moe_winner", "moe_surface", "moe_mean", "dpt"]) != before
+    assert eval_cli.fingerprint(args, ["moe", "dpt"], ["moe_winner", "moe_mean", "dpt"]) == before
 
 
 def test_dpt_alone_has_no_ratios(models, tmp_path):

@@ -144,10 +144,11 @@ def windows(args: argparse.Namespace, target_width: int):
         yield from P.monocular_windows(args.protocol, args.data_root, target_width, args.blur)
 
 
-def fingerprint(args: argparse.Namespace, descriptions: list[str]) -> str:
-    """What makes per-scene results reusable: same models and same protocol settings."""
+def fingerprint(args: argparse.Namespace, descriptions: list[str], systems: list[str]) -> str:
+    """What makes per-scene results reusable: same models, same systems scored (a new fusion adds
+    one) and same protocol settings."""
     keys = {k: str(v) for k, v in vars(args).items() if k not in ("out", "figures", "max_scenes", "threads", "device")}
-    return hashlib.sha256(json.dumps([keys, descriptions], sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([keys, descriptions, systems], sort_keys=True).encode()).hexdigest()[:16]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out
         scenes_dir = out / "scenes"
         scenes_dir.mkdir(parents=True, exist_ok=True)
-        run_id = fingerprint(args, descriptions)
+        run_id = fingerprint(args, descriptions, evaluator.systems)
         run_file = out / "run.json"
         if run_file.exists() and json.loads(run_file.read_text()).get("fingerprint") != run_id:
-            raise ValueError(f"{out} holds results of another run (other models or settings): choose another --out or delete it")
+            raise ValueError(f"{out} holds results of another run (other models, systems or settings): choose another --out or delete it")
         run_file.write_text(json.dumps({"fingerprint": run_id, "models": descriptions}, indent=2) + "\n")
         per_scene: dict[str, dict[str, dict[str, float]]] = {}
         figures: list[str] = []
