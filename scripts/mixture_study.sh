@@ -20,12 +20,22 @@
 #   mdn_minmax_band (d) mdn_minmax with the weights' term averaged over the band where the roles differ
 #                  (loss.quantile_gate_scope=band), not the whole image: the step's placement is learnt there.
 # Usage: PARALLEL=1 OMP_NUM_THREADS=1 bash scripts/mixture_study.sh dpt mdn_gaussian
+# WINDOWS=1 runs the last stage instead, for a finished row to be bundled (item 6): $RUNS/<row>_windows
+# trains $RUNS/<row>/checkpoints/final on with stage 2's data and losses (4-frame windows of the same pool
+# at 168x224, one depth scale per window, the camera head x 5), so its aggregator, trained on single
+# frames above, sees windows and its camera head is trained again; $WINDOW_STEPS steps of 2 windows.
+# TRAIN_SET adds --set overrides to every stage (after the row's own), e.g. TRAIN_SET="train.device=cuda".
 # Curves and scores: python scripts/mixture_curves.py (reports/mixture_study/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-runs/mixture_study}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 STAGE_MIN="${STAGE_MIN:-75}" PARALLEL="${PARALLEL:-0}" POOL="${POOL:-runs/pool}"
+WINDOWS="${WINDOWS:-0}" WINDOW_STEPS="${WINDOW_STEPS:-300}" SUFFIX=""
+[[ $WINDOWS != 1 ]] || SUFFIX=_windows
+WINDOW_SETS="data.frames=4 data.crop_hw=null data.target_width=224 train.batch_size=2 train.steps=$WINDOW_STEPS
+    train.lr=1.0e-4 train.warmup_steps=20 train.gate_temperature_start=0 loss.scale_invariant_scope=window
+    loss.camera_weight=5.0"
 declare -A ROWS=(
     [dpt]="model.depth_head=dpt loss.likelihood=laplace loss.nll_weight=0.1"
     [recipe]="model.moe.scope=output model.moe.temperature=0.05 model.moe.gate_layers=2 model.moe.gate_image=true model.init_spread=0.1 train.gate_temperature_start=1.0 loss.likelihood=laplace loss.entropy_weight=1e-3 loss.winner_takes_all_steps=1000000 loss.warm_up_targets=local_quantiles"
@@ -40,10 +50,18 @@ declare -A ROWS=(
 )
 ORDER=(dpt mdn_gaussian mdn_wta mdn_quantiles mdn_minmax mdn_minmax_band recipe seed mdn_laplace mdn_frozen)
 
+# train_row ROW: $RUNS/ROW, or with WINDOWS=1 $RUNS/ROW_windows from ROW's final checkpoint.
 train_row() {
-    local name=$1 sets=() status=0
+    local row=$1 name=$1 sets=() status=0
+    for kv in ${ROWS[$row]}; do sets+=(--set "$kv"); done
+    if [[ $WINDOWS == 1 ]]; then
+        name=$row$SUFFIX
+        [[ -f "$RUNS/$row/checkpoints/final/trainer_state.pt" ]] || { echo "mixture_study: $row has not finished" >&2; return 1; }
+        for kv in $WINDOW_SETS; do sets+=(--set "$kv"); done
+        sets+=(--set "model.checkpoint=$RUNS/$row/checkpoints/final")
+    fi
     if [[ -f "$RUNS/$name/checkpoints/final/trainer_state.pt" ]]; then echo "mixture_study: $name finished"; return; fi
-    for kv in ${ROWS[$name]}; do sets+=(--set "$kv"); done
+    for kv in ${TRAIN_SET:-}; do sets+=(--set "$kv"); done
     timeout "${STAGE_MIN}m" "$PYTHON" -m moe3d_ros.cli.train config/study_mixture_e2e.yaml --resume "${sets[@]}" \
         --set "data.paths=[$POOL]" --set "output.dir=$RUNS/$name" || status=$?
     if [[ $status == 124 ]]; then echo "mixture_study: $name stopped after $STAGE_MIN min; run again to resume"; return; fi
@@ -58,7 +76,7 @@ done
 mkdir -p "$RUNS"
 pids=()
 for name in "${names[@]}"; do
-    if [[ $PARALLEL == 1 ]]; then train_row "$name" >> "$RUNS/$name.log" 2>&1 & pids+=($!); else train_row "$name"; fi
+    if [[ $PARALLEL == 1 ]]; then train_row "$name" >> "$RUNS/$name$SUFFIX.log" 2>&1 & pids+=($!); else train_row "$name"; fi
 done
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
