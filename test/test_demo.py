@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
+import cv2
 import pytest
 
 pytest.importorskip("rclpy", reason="rclpy is not installed (ROS 2 or the ros-jazzy-rclpy wheel)")
@@ -32,6 +33,7 @@ def test_demo_runs_end_to_end(tmp_path):
     for caption in ("camera image", "prediction x", "ground truth (same colours)", "rel. error 0-0.25, AbsRel",
                     "gating (expert shares)", "fused cloud, side view"):  # every tile docs/demo-model.md lists
         assert any(tile.startswith(caption) for tile in tiles), (caption, tiles)
+    assert len(tiles) == 6 and cv2.imread(str(out / "panel.png")).shape[1] == 3 * 224  # two full rows of three
     live = [line for line in output.splitlines() if "depth out" in line]
     assert live and "nan" not in live[-1].split("AbsRel")[1].split("|")[0]
 
@@ -59,5 +61,6 @@ def test_demo_compare_runs_the_dpt_baseline_beside_and_draws_both(tmp_path):
     for caption in ("camera image", "MoE prediction x", "ground truth (same colours)", "MoE rel. error", "gating (expert shares)",
                     "DPT prediction x", "DPT rel. error", "MoE cloud, oblique view", "DPT cloud, oblique view"):
         assert any(tile.startswith(caption) for tile in tiles), (caption, tiles)
+    assert len(tiles) == 9 and cv2.imread(str(out / "panel.png")).shape[1] == 3 * 224  # three full rows, no blank tile
     clouds = [tile for tile in tiles if "oblique view" in tile]
     assert all("% of edge pixels mixed" in tile for tile in clouds), clouds  # the panel says how many points are strung

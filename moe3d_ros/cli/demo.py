@@ -220,8 +220,9 @@ def mixed_note(depth: np.ndarray | None, gt: np.ndarray | None) -> str:
 def write_results(monitor: Monitor, out: Path, baseline: Monitor | None = None) -> tuple[list[str], list[str]]:
     """Writes cloud.ply and panel.png; returns the files written and the panel's tile captions.
 
-    With a `baseline` monitor (--compare) the panel also shows its depth (same colour scale) and
-    error, and both clouds from one oblique viewpoint, where points strung between an object and
+    The panel: a row of what the heads share (camera image, ground truth, gating map), then a row
+    per head (depth in the truth's colour scale, error, cloud). With a `baseline` monitor (--compare)
+    both clouds are drawn from one oblique viewpoint, where points strung between an object and
     the wall behind it stand out."""
     from ..eval.render import depth_comparison, gating_with_legend, panel, render_points, side_view
     from ..outputs.postprocess import GATING_PALETTE
@@ -239,31 +240,37 @@ def write_results(monitor: Monitor, out: Path, baseline: Monitor | None = None) 
     depth = monitor.depths[key]
     finite = depth[np.isfinite(depth)]
     lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (0.1, 10.0))
-    tiles = []
+    # Three tiles a row, none blank: what the heads share (image, truth, gating), then per head its
+    # depth, its error and its cloud.
+    shared, head_rows = [], []
     image = monitor.images.get(key)
     if image is not None and image.shape[:2] == depth.shape:
-        tiles.append(("camera image", image))
+        shared.append(("camera image", image))
     gt = monitor.ground_truth.get(key)
+    has_truth = gt is not None and gt.shape == depth.shape
     prefix = "MoE " if baseline is not None else ""
-    if gt is not None and gt.shape == depth.shape:
-        tiles += [(label if label.startswith("ground truth") else prefix + label, tile) for label, tile in depth_comparison(depth, gt)]
+    if has_truth:
+        comparison = depth_comparison(depth, gt)
+        shared += [(label, tile) for label, tile in comparison if label.startswith("ground truth")]
+        head_rows.append([(prefix + label, tile) for label, tile in comparison if not label.startswith("ground truth")])
     else:
-        tiles.append((f"{prefix}depth (moe3d_node)", colorize_depth(depth, lo, hi)))
+        head_rows.append([(f"{prefix}depth (moe3d_node)", colorize_depth(depth, lo, hi))])
     gating = monitor.gating.get(key)
     if gating is not None and gating.shape == depth.shape:
         experts = int(monitor.engine.get("experts", 0)) or int(gating.max()) + 1  # the node's diagnostics say K
-        tiles.append(("gating (expert shares)", gating_with_legend(gating, experts, GATING_PALETTE)))
-    rows = [tiles]
-    if baseline is not None and key in baseline.depths and gt is not None and gt.shape == depth.shape:
-        rows.append([("DPT " + label, tile) for label, tile in depth_comparison(baseline.depths[key], gt)
-                     if not label.startswith("ground truth")])
+        shared.append(("gating (expert shares)", gating_with_legend(gating, experts, GATING_PALETTE)))
+    if baseline is not None and key in baseline.depths and has_truth:
+        head_rows.append([("DPT " + label, tile) for label, tile in depth_comparison(baseline.depths[key], gt)
+                          if not label.startswith("ground truth")])
     clouds = [("fused cloud, side view" if baseline is None else "MoE cloud, oblique view" + mixed_note(depth, gt), cloud)]
-    if baseline is not None and baseline.last.get("cloud") is not None:
+    if len(head_rows) > 1 and baseline.last.get("cloud") is not None:
         clouds.append(("DPT cloud, oblique view" + mixed_note(baseline.depths.get(key), gt), baseline.last["cloud"]))
     if cloud is not None and len(points):
         k = np.array([[depth.shape[1] * 0.7, 0, depth.shape[1] / 2], [0, depth.shape[1] * 0.7, depth.shape[0] / 2], [0, 0, 1]])
         view = side_view(points[np.isfinite(points).all(axis=1)])  # one viewpoint for both clouds
-        rows.append([(label, render_points(*cloud_points(msg), view, k, depth.shape)) for label, msg in clouds])
+        for row, (label, msg) in zip(head_rows, clouds):
+            row.append((label, render_points(*cloud_points(msg), view, k, depth.shape)))
+    rows = [row for row in (shared, *head_rows) if row]
     write_png(out / "panel.png", panel(rows))
     written.append(str(out / "panel.png"))
     captions = [label for row in rows for label, _ in row]
