@@ -47,9 +47,9 @@ def test_moe3d_infer_without_a_checkpoint_uses_the_bundled_model(tmp_path, caplo
 
 
 @pytest.mark.e2e
-def test_demo_compare_runs_the_dpt_baseline_beside_and_draws_both(tmp_path):
+def test_demo_compare_runs_the_dpt_baseline_beside_and_draws_both_also_under_blur(tmp_path):
     out = tmp_path / "compare"
-    cmd = [executable("moe3d-demo"), "--compare", "--duration", "8", "--rate", "2", "--out", str(out),
+    cmd = [executable("moe3d-demo"), "--compare", "--duration", "8", "--rate", "2", "--blur-row", "2", "--out", str(out),
            "--domain-id", str(domain_id(4) + 100)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     output = proc.stdout + proc.stderr
@@ -61,6 +61,9 @@ def test_demo_compare_runs_the_dpt_baseline_beside_and_draws_both(tmp_path):
     for caption in ("camera image", "MoE prediction x", "ground truth (same colours)", "MoE rel. error", "gating (expert shares)",
                     "DPT prediction x", "DPT rel. error", "MoE cloud, oblique view", "DPT cloud, oblique view"):
         assert any(tile.startswith(caption) for tile in tiles), (caption, tiles)
-    assert len(tiles) == 9 and cv2.imread(str(out / "panel.png")).shape[1] == 3 * 224  # three full rows, no blank tile
+    assert len(tiles) == 12 and cv2.imread(str(out / "panel.png")).shape[1] == 3 * 224  # four full rows, no blank tile
+    assert "images now Gaussian blur 2 px" in output  # the camera's blur, switched at run time for the last row
+    assert tiles[9] == "camera image, 2 px blur" and [tile.split(",")[0] for tile in tiles[10:]] == \
+        ["MoE cloud of this frame", "DPT cloud of this frame"]
     clouds = [tile for tile in tiles if "oblique view" in tile]
     assert all("% of edge pixels mixed" in tile for tile in clouds), clouds  # the panel says how many points are strung

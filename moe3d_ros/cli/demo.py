@@ -5,7 +5,9 @@ moe3d_node (the bundled demo model unless --checkpoint is given) as separate pro
 the node's outputs, prints live rates, stamp-to-receive latency and AbsRel / boundary F1 against
 the ground truth, then writes the fused cloud as a PLY and a PNG panel, and exits. With
 --compare a second node runs the DPT-head baseline (namespace /moe3d_dpt) on the same camera:
-both heads' numbers are printed, and the panel shows both depths and both clouds.
+both heads' numbers are printed, and the panel shows both depths and both clouds. With
+--blur-row SIGMA it then blurs the camera's images (its `blur` parameter, set at run time) and adds
+a panel row of one blurred frame: the image and each head's cloud of it.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ..io.export import colorize_depth, write_ply, write_png
 from ..paths import executable, share_dir
 
 CAMERA_NS = "/demo_camera"
+CAMERA_NODE = f"{CAMERA_NS}/demo_camera"
 NODE_NS = "/moe3d"
 BASELINE_NS = "/moe3d_dpt"
 PANEL_WAIT_S = 60.0  # longest wait past --duration for a frame with every panel tile (--compare: both nodes served it)
@@ -41,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="Gaussian blur of the camera images, sigma in pixels (the ground truth stays sharp)")
     parser.add_argument("--motion-blur", type=float, default=0.0, metavar="PX",
                         help="blur each camera image along its motion to the next frame, median length PX pixels")
+    parser.add_argument("--blur-row", type=float, default=0.0, metavar="SIGMA",
+                        help="after --duration, blur the camera images by SIGMA px and add a panel row of one such frame "
+                             "(its image and each head's cloud of it); 0: no row")
     parser.add_argument("--checkpoint", default="", help="model for the node (default: the bundled demo model)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
@@ -61,7 +67,7 @@ class Monitor:
     def __init__(self, node, namespace: str = NODE_NS, label: str = "") -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image, PointCloud2
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
         reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.node, self.namespace, self.label = node, namespace, label
@@ -79,12 +85,14 @@ class Monitor:
         self.log_scales: list[float] = []  # log(exact / published) per output: its steps are the jitter
         self.last: dict[str, object] = {}
         self.engine: dict[str, str] = {}
+        self.intrinsics: np.ndarray | None = None  # the camera's K, for clouds of single frames
         subs = [
             (Image, f"{CAMERA_NS}/depth_gt", self._on_gt),
             (Image, f"{CAMERA_NS}/image_raw", self._on_image),
             (Image, f"{namespace}{CAMERA_NS}/depth/image", self._on_depth),
             (Image, f"{namespace}{CAMERA_NS}/gating", self._on_gating),
             (PointCloud2, f"{namespace}/points", lambda m: self.last.__setitem__("cloud", m)),
+            (CameraInfo, f"{CAMERA_NS}/camera_info", lambda m: setattr(self, "intrinsics", np.array(m.k).reshape(3, 3))),
             (DiagnosticArray, "/diagnostics", self._on_diagnostics),
         ]
         self.subs = [node.create_subscription(t, topic, cb, reliable) for t, topic, cb in subs]
@@ -217,18 +225,27 @@ def mixed_note(depth: np.ndarray | None, gt: np.ndarray | None) -> str:
     return f", {100 * ratio:.0f}% of edge pixels mixed" if np.isfinite(ratio) else ""
 
 
-def write_results(monitor: Monitor, out: Path, baseline: Monitor | None = None) -> tuple[list[str], list[str]]:
-    """Writes cloud.ply and panel.png; returns the files written and the panel's tile captions.
+Tile = tuple[str, np.ndarray]  # a caption and an RGB image
+
+
+def oblique_intrinsics(shape: tuple[int, int]) -> np.ndarray:
+    """The K of the panel's cloud views: a wider field of view than the camera's, at the depth image's size."""
+    height, width = shape
+    return np.array([[width * 0.7, 0, width / 2], [0, width * 0.7, height / 2], [0, 0, 1]])
+
+
+def write_results(monitor: Monitor, out: Path, baseline: Monitor | None = None) -> tuple[list[str], list[list[Tile]]]:
+    """Writes cloud.ply; returns the files written and the panel's rows (of the newest complete frame).
 
     The panel: a row of what the heads share (camera image, ground truth, gating map), then a row
     per head (depth in the truth's colour scale, error, cloud). With a `baseline` monitor (--compare)
     both clouds are drawn from one oblique viewpoint, where points strung between an object and
     the wall behind it stand out."""
-    from ..eval.render import depth_comparison, gating_with_legend, panel, render_points, side_view
+    from ..eval.render import depth_comparison, gating_with_legend, render_points, side_view
     from ..outputs.postprocess import GATING_PALETTE
 
     out.mkdir(parents=True, exist_ok=True)
-    written, captions = [], []
+    written = []
     cloud = monitor.last.get("cloud")
     key = monitor.panel_frame(baseline.depths if baseline is not None else None)
     if cloud is not None:
@@ -236,7 +253,7 @@ def write_results(monitor: Monitor, out: Path, baseline: Monitor | None = None) 
         count = write_ply(out / "cloud.ply", points, colors)
         written.append(f"{out / 'cloud.ply'} ({count} points)")
     if key is None:
-        return written, captions
+        return written, []
     depth = monitor.depths[key]
     finite = depth[np.isfinite(depth)]
     lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (0.1, 10.0))
@@ -266,15 +283,55 @@ def write_results(monitor: Monitor, out: Path, baseline: Monitor | None = None) 
     if len(head_rows) > 1 and baseline.last.get("cloud") is not None:
         clouds.append(("DPT cloud, oblique view" + mixed_note(baseline.depths.get(key), gt), baseline.last["cloud"]))
     if cloud is not None and len(points):
-        k = np.array([[depth.shape[1] * 0.7, 0, depth.shape[1] / 2], [0, depth.shape[1] * 0.7, depth.shape[0] / 2], [0, 0, 1]])
         view = side_view(points[np.isfinite(points).all(axis=1)])  # one viewpoint for both clouds
         for row, (label, msg) in zip(head_rows, clouds):
-            row.append((label, render_points(*cloud_points(msg), view, k, depth.shape)))
-    rows = [row for row in (shared, *head_rows) if row]
-    write_png(out / "panel.png", panel(rows))
-    written.append(str(out / "panel.png"))
-    captions = [label for row in rows for label, _ in row]
-    return written, captions
+            row.append((label, render_points(*cloud_points(msg), view, oblique_intrinsics(depth.shape), depth.shape)))
+    return written, [row for row in (shared, *head_rows) if row]
+
+
+def blur_row(monitor: Monitor, key: tuple[int, int], sigma: float, baseline: Monitor | None = None) -> list[Tile]:
+    """The panel row of one frame taken at `sigma` px blur: its image and each head's cloud of that
+    frame alone (its published depth unprojected with the camera's K), from one oblique viewpoint, so
+    the points strung between surfaces under blur show; without a baseline, the error between them."""
+    import torch
+
+    from ..eval.render import depth_comparison, render_points, side_view
+    from ..model.geometry import unproject_depth
+
+    image, gt = monitor.images[key], monitor.ground_truth.get(key)
+    heads = [("MoE " if baseline is not None else "", monitor.depths[key])]
+    if baseline is not None:
+        heads.append(("DPT ", baseline.depths[key]))
+    row = [(f"camera image, {sigma:g} px blur", image)]
+    if baseline is None and gt is not None:
+        row += [(label, tile) for label, tile in depth_comparison(heads[0][1], gt) if label.startswith("rel. error")]
+    clouds = []
+    for prefix, depth in heads:
+        points = unproject_depth(torch.from_numpy(depth), torch.from_numpy(monitor.intrinsics).float()).reshape(-1, 3).numpy()
+        clouds.append((f"{prefix}cloud of this frame{mixed_note(depth, gt)}", points))
+    first = clouds[0][1]
+    view = side_view(first[np.isfinite(first).all(axis=1)])
+    colors = image.reshape(-1, 3)
+    return row + [(label, render_points(points, colors, view, oblique_intrinsics(image.shape[:2]), image.shape[:2]))
+                  for label, points in clouds]
+
+
+def set_camera_blur(ros_node, sigma: float, timeout_s: float = 10.0) -> tuple[int, int] | None:
+    """Sets the demo camera's `blur` parameter; returns the (sec, nanosec) stamp after which its
+    frames are blurred, or None when the camera did not accept it in time."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+
+    client = AsyncParameterClient(ros_node, CAMERA_NODE)
+    if not client.wait_for_services(timeout_sec=timeout_s):
+        return None
+    future = client.set_parameters([Parameter("blur", value=float(sigma))])
+    rclpy.spin_until_future_complete(ros_node, future, timeout_sec=timeout_s)
+    result = future.result()
+    if result is None or not all(r.successful for r in result.results):
+        return None
+    return ros_node.get_clock().now().seconds_nanoseconds()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,12 +399,25 @@ def main(argv: list[str] | None = None) -> int:
                 for m in monitors:
                     print("  " + m.line(), flush=True)
                 next_print += 2.0
-        written, captions = write_results(monitor, args.out, monitors[1] if args.compare else None)
-        for path in written:
-            print(f"moe3d-demo: wrote {path}")
-        print(f"moe3d-demo: panel tiles: {' | '.join(captions)}")
+        baseline = monitors[1] if args.compare else None
+        written, rows = write_results(monitor, args.out, baseline)
         for m in monitors:
             print("moe3d-demo: final " + m.line())
+        if args.blur_row > 0 and rows:
+            row = blurred_row(ros_node, monitor, args.blur_row, baseline)
+            if row:
+                rows.append(row)
+            else:
+                print(f"moe3d-demo: no frame at {args.blur_row:g} px blur within {PANEL_WAIT_S:.0f} s: the panel has no blur row",
+                      file=sys.stderr)
+        if rows:
+            from ..eval.render import panel
+
+            write_png(args.out / "panel.png", panel(rows))
+            written.append(str(args.out / "panel.png"))
+        for path in written:
+            print(f"moe3d-demo: wrote {path}")
+        print(f"moe3d-demo: panel tiles: {' | '.join(label for row in rows for label, _ in row)}")
     except KeyboardInterrupt:
         code = 130
     finally:
@@ -362,6 +432,24 @@ def main(argv: list[str] | None = None) -> int:
         ros_node.destroy_node()
         rclpy.try_shutdown()
     return code
+
+
+def blurred_row(ros_node, monitor: Monitor, sigma: float, baseline: Monitor | None) -> list[Tile]:
+    """Switches the camera to `sigma` px blur, waits for a frame taken after the switch that every
+    head served (at most PANEL_WAIT_S), and returns its panel row; [] if none came."""
+    import rclpy
+
+    switched = set_camera_blur(ros_node, sigma)
+    if switched is None:
+        return []
+    baseline_depths = baseline.depths if baseline is not None else None
+    deadline = time.monotonic() + PANEL_WAIT_S
+    while time.monotonic() < deadline:
+        rclpy.spin_once(ros_node, timeout_sec=0.05)
+        blurred = [key for key in monitor.complete_frames(baseline_depths) if key > switched]
+        if blurred and monitor.intrinsics is not None:
+            return blur_row(monitor, blurred[-1], sigma, baseline)
+    return []
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Renders one procedural scene along a looping camera path and publishes, with one stamp per frame:
 - <ns>/image_raw (rgb8) and <ns>/camera_info, as a camera driver does (optionally blurred:
-  `blur` sigma and `motion_blur` length in pixels, as defocus and motion blur a robot's frames);
+  `blur` sigma and `motion_blur` length in pixels, as defocus and motion blur a robot's frames;
+  both may be changed while it runs, e.g. `ros2 param set /demo_camera/demo_camera blur 2.0`);
 - <ns>/depth_gt (32FC1, metres along the optical axis), the exact depth, so the demo can score
   the node's output live;
 - <ns>/depth_sparse (32FC1 metres, 0 = no return): a multi-beam LiDAR projected into the image,
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -71,8 +72,26 @@ class DemoCamera(Node):
         self.odometry = self.sensors.odometry()
         self.index = 0
         self.create_timer(1.0 / rate, self._tick)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(f"synthetic scene {seed}: {config.width}x{config.height} at {rate} Hz on {self.get_namespace()} "
                                f"({self.blur.describe()})")
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """`blur` and `motion_blur` apply from the next frame on (moe3d-demo --blur-row switches them)."""
+        sigma, motion = self.blur.sigma, self.blur.motion
+        for param in params:
+            if param.name == "blur":
+                sigma = param.value
+            elif param.name == "motion_blur":
+                motion = param.value
+        try:
+            blur = BlurCondition(sigma=sigma, motion=motion)
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        if blur != self.blur:
+            self.get_logger().info(f"images now {blur.describe()}")
+        self.blur = blur
+        return SetParametersResult(successful=True)
 
     def _tick(self) -> None:
         pose = self.poses[self.index % len(self.poses)]
@@ -90,7 +109,6 @@ class DemoCamera(Node):
         self.pose_pub.publish(self._pose(pose, header))
         self.info_pub.publish(camera_info_msg(self.intrinsics, self.config.width, self.config.height, header))
         self.image_pub.publish(image_msg(image, "rgb8", header))
-
 
     @staticmethod
     def _pose(camera_to_world: np.ndarray, header: Header) -> PoseStamped:
