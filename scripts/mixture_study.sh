@@ -24,6 +24,7 @@
 # trains $RUNS/<row>/checkpoints/final on with stage 2's data and losses (4-frame windows of the same pool
 # at 168x224, one depth scale per window, the camera head x 5), so its aggregator, trained on single
 # frames above, sees windows and its camera head is trained again; $WINDOW_STEPS steps of 2 windows.
+# START (default: config/study_mixture_e2e.yaml's model.checkpoint) is the model every row starts from.
 # TRAIN_SET adds --set overrides to every stage (after the row's own), e.g. TRAIN_SET="train.device=cuda".
 # Curves and scores: python scripts/mixture_curves.py (reports/mixture_study/).
 set -euo pipefail
@@ -59,6 +60,8 @@ train_row() {
         [[ -f "$RUNS/$row/checkpoints/final/trainer_state.pt" ]] || { echo "mixture_study: $row has not finished" >&2; return 1; }
         for kv in $WINDOW_SETS; do sets+=(--set "$kv"); done
         sets+=(--set "model.checkpoint=$RUNS/$row/checkpoints/final")
+    elif [[ -n ${START:-} ]]; then
+        sets+=(--set "model.checkpoint=$START")
     fi
     if [[ -f "$RUNS/$name/checkpoints/final/trainer_state.pt" ]]; then echo "mixture_study: $name finished"; return; fi
     for kv in ${TRAIN_SET:-}; do sets+=(--set "$kv"); done

@@ -1,6 +1,6 @@
 """scripts/mixture_study.sh trains a row, then (WINDOWS=1) that row on 4-frame windows with the camera
 head from its final checkpoint, keeping the row's own head and losses (tiny settings: the script is
-under test)."""
+under test; START: the model every row starts from)."""
 from __future__ import annotations
 
 import json
@@ -30,13 +30,14 @@ def test_window_stage_trains_a_finished_row_on_windows_with_its_own_head(tmp_pat
     assert rendered.returncode == 0, rendered.stderr[-2000:]
     early = run_study(tmp_path, "recipe", WINDOWS="1")  # the row has not been trained yet
     assert early.returncode != 0 and "recipe has not finished" in early.stderr
-    for knobs in ({}, {"WINDOWS": "1"}):
+    start = str(ROOT / "moe3d_ros" / "models" / "demo_dpt")
+    for knobs in ({"START": start}, {"WINDOWS": "1", "START": start}):
         run = run_study(tmp_path, "recipe", **knobs)
         assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-2000:]
     runs = tmp_path / "runs"
     row = json.loads((runs / "recipe" / "train_config.json").read_text())
     windows = json.loads((runs / "recipe_windows" / "train_config.json").read_text())
-    assert row["data"]["frames"] == 1 and row["loss"]["camera_weight"] == 0
+    assert row["data"]["frames"] == 1 and row["loss"]["camera_weight"] == 0 and row["model"]["checkpoint"] == start
     assert windows["model"]["checkpoint"] == str(runs / "recipe" / "checkpoints" / "final")
     assert windows["data"]["frames"] == 4 and windows["loss"]["camera_weight"] > 0
     assert windows["loss"]["scale_invariant_scope"] == "window"
