@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Trains the bundled demo pair in resumable stages (docs/demo-model.md; each stage at most 75 min
-# on 2 CPU cores, 2.5 h in all):
+# Trains the bundled demo pair in resumable stages (docs/demo-model.md; each run at most 75 min on
+# 2 CPU cores; stages 1-3 2.5 h, stage 4 about 3.5 h in three runs):
 #   pretrain  stage 1: the demo model (DPT head) from scratch on single frames at 84x112, batch 8
 #   windows   stage 2: the whole model on 4-frame windows at 168x224, with the camera head
 #   heads     stage 3: aggregator frozen; (a) the DPT baseline head and (b) the MoE head, trained side
 #             by side (one CPU thread each) for the same steps on the same data
-#   bundle    copies 3b to moe3d_ros/models/demo and 3a to moe3d_ros/models/demo_dpt
+#   mixture   stage 4 (issue 31, scripts/mixture_study.sh rows dpt and recipe): from 3a, the whole model
+#             with (a) the DPT head and (b) 3b's MoE head and losses, side by side on the same 20 000
+#             single frames of a pre-rendered pool, then each on 4-frame windows with the camera head
+#   bundle    copies 4b to moe3d_ros/models/demo and 4a to moe3d_ros/models/demo_dpt
 #   evaluate  scores the pair on the 8 issue scenes and 16 more held-out seeds (plausible world)
 #             and on 8 scenes of the floating world (robustness): reports/synthetic*
 # Every stage picks up from the one before it and resumes from its own last checkpoint when run
@@ -45,8 +48,15 @@ heads() {
     wait $moe || { failed=1; echo "train_demo: the MoE head failed, see $RUNS/demo_moe.log" >&2; }
     return $failed
 }
+mixture() {
+    local study=(env RUNS="$RUNS/mixture_study" START="$RUNS/demo_dpt_head/model" POOL="${POOL:-$RUNS/pool}"
+                 PYTHON="$PYTHON" PARALLEL=1 OMP_NUM_THREADS=1) start=$SECONDS
+    "${study[@]}" bash scripts/mixture_study.sh dpt recipe  # each row stops after 75 min: run the stage again
+    "${study[@]}" WINDOWS=1 bash scripts/mixture_study.sh dpt recipe
+    echo "mixture $(( SECONDS - start )) s" >> "$RUNS/times.txt"
+}
 bundle() {
-    for pair in "demo_moe:demo" "demo_dpt_head:demo_dpt"; do
+    for pair in "mixture_study/recipe_windows:demo" "mixture_study/dpt_windows:demo_dpt"; do
         local run="${pair%%:*}" bundled="moe3d_ros/models/${pair##*:}"
         mkdir -p "$bundled"
         cp "$RUNS/$run/model/model.safetensors" "$RUNS/$run/model/config.json" "$bundled/"
@@ -60,7 +70,7 @@ evaluate() {
     "${eval[@]}" --scenes 8 --world floating --figures 1 --out reports/synthetic_floating
 }
 
-STAGES=(pretrain windows heads bundle evaluate)
+STAGES=(pretrain windows heads mixture bundle evaluate)
 for stage in "${@:-${STAGES[@]}}"; do
     [[ " ${STAGES[*]} " == *" $stage "* ]] || { echo "unknown stage $stage (choose from: ${STAGES[*]})" >&2; exit 2; }
 done

@@ -57,6 +57,7 @@ def test_synthetic_benchmark_smallest_setting(models, tmp_path, capsys):
     assert "boundary F1" in report and "MoE / DPT measured in this run" in report
     figure = cv2.imread(str(out / "figure_synthetic_900000.png"))
     assert figure is not None and figure.shape[0] > 400
+    assert (figure[40:80, -figure.shape[1] // 4:] < 250).any()  # no blank tile: the first row ends with the edge band
     assert len(list((out / "scenes").glob("*.json"))) == 2
     # Resumable: a second run reuses every scene and reports the same numbers.
     assert _run(args) == 0

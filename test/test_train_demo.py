@@ -8,13 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ("model.preset=tiny train.steps=2 train.warmup_steps=1 train.batch_size=1 data.workers=0 data.synthetic_hw=[42,56] "
         "data.target_width=56 output.checkpoint_every=1")
 
 
-def run_stages(runs: Path, *stages: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHON": sys.executable, "RUNS": str(runs), "TRAIN_SET": TINY}
+def run_stages(runs: Path, *stages: str, train_set: str = TINY) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable, "RUNS": str(runs), "TRAIN_SET": train_set}
     return subprocess.run(["bash", str(ROOT / "scripts" / "train_demo.sh"), *stages], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
 
@@ -42,3 +44,22 @@ def test_unknown_stage_is_refused(tmp_path):
     run = run_stages(tmp_path / "runs", "pretrain", "fly")
     assert run.returncode == 2 and "unknown stage fly" in run.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_mixture_stage_trains_both_rows_from_the_dpt_head_stage_then_on_windows(tmp_path):
+    runs = tmp_path / "runs"
+    rendered = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_pool.py"), "--out", str(runs / "pool"),
+                               "--scenes", "1", "--frames", "4", "--hw", "42", "56"], capture_output=True, text=True)
+    assert rendered.returncode == 0, rendered.stderr[-2000:]
+    run = run_stages(runs, "pretrain", "windows", "heads", "mixture", train_set=TINY + " data.crop_hw=[42,56]")
+    assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-2000:]
+    study = runs / "mixture_study"
+    for row, head in (("dpt", "dpt"), ("recipe", "moe")):
+        single = json.loads((study / row / "train_config.json").read_text())
+        windows = json.loads((study / f"{row}_windows" / "train_config.json").read_text())
+        assert single["model"]["checkpoint"] == str(runs / "demo_dpt_head" / "model")  # the whole 3a model
+        assert single["data"]["frames"] == 1 and single["data"]["paths"] == [str(runs / "pool")]
+        assert windows["model"]["checkpoint"] == str(study / row / "checkpoints" / "final") and windows["data"]["frames"] == 4
+        assert single["model"]["depth_head"] == windows["model"]["depth_head"] == head
+    assert "mixture" in (runs / "times.txt").read_text()

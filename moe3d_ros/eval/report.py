@@ -129,9 +129,13 @@ def write_report(out: Path, meta: dict[str, Any], per_scene, speed, figures: lis
     return result
 
 
+EDGE_BAND_COLOR = np.array([255, 0, 0], np.uint8)
+
+
 def scene_figure(window: Window, predictions: dict[str, SystemPrediction], path: Path) -> None:
-    """Frame 0 of the window: input, ground truth, gating map; per system the depth, the error
-    near ground-truth boundaries, and the point cloud seen from the side coloured by error."""
+    """Frame 0 of the window: input, ground truth, gating map (and, to fill the row, the edge band);
+    per system the depth, the error near ground-truth boundaries, and the point cloud seen from the
+    side coloured by error."""
     gt, valid = window.depth[0], window.valid[0]
     shape = gt.shape
     image = (window.images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
@@ -143,6 +147,8 @@ def scene_figure(window: Window, predictions: dict[str, SystemPrediction], path:
         gating = cv2.resize(gating, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) if gating.shape != shape else gating
         first.append(("gating (winning expert)", gating_colors(gating)))
     band = discontinuity_band(gt, valid)
+    if len(first) < len(predictions):  # a full first row: where the edge metrics are scored
+        first.append(("depth-edge band (edge metrics)", np.where(band[..., None], EDGE_BAND_COLOR, image // 2 + 64).astype(np.uint8)))
     k = torch.from_numpy(window.intrinsics[0]).float()
     depth_row, error_row, cloud_row = [], [], []
     gt_points = unproject_depth(torch.from_numpy(np.where(valid, gt, 0).astype(np.float32)), k).numpy()[valid]
