@@ -25,6 +25,8 @@ ort = pytest.importorskip("onnxruntime", reason="the optional extra .[onnx] is n
 from moe3d_ros.inference.onnx_backend import BackendUnavailable, OnnxModel, parse_provider_options, resolve_providers  # noqa: E402
 
 TOLERANCE = 1e-4  # relative: max |onnxruntime - torch| / max |torch|
+TIE_MARGIN = 1e-3  # gate logits; the runtimes' logits differ by <= 5e-5 on the bundled demo model (measured)
+WINNER_OUTPUTS = ("depth", "depth_conf")  # taken from the winning expert with fusion "winner"
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -44,14 +46,23 @@ def tiny_model(moe: bool, img_size: int = 518) -> VGGT:
 
 
 def assert_same_forward(model: VGGT, onnx_path, frames: int, height: int, width: int) -> None:
+    """Every output within TOLERANCE; the winner's depth and confidence away from gate ties (pixels
+    whose top two gate logits are closer than TIE_MARGIN, where either runtime may pick either
+    expert), and such ties under 1% of the pixels."""
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     images = torch.rand(frames, 3, height, width, generator=torch.Generator().manual_seed(frames))
     with torch.no_grad():
         expected = [t.numpy() for t in ExportedForward(model)(images)]
     actual = session.run(None, {"images": images.numpy()})
     names = [o.name for o in session.get_outputs()]
-    errors = {name: relative_error(a, e) for name, a, e in zip(names, actual, expected)}
     assert all(a.shape == e.shape for a, e in zip(actual, expected))
+    decided = np.ones(expected[0].shape, bool)
+    if "gate_logits" in names:
+        top_two = np.sort(expected[names.index("gate_logits")], axis=1)[:, -2:]
+        decided = top_two[:, 1] - top_two[:, 0] >= TIE_MARGIN
+        assert decided.mean() > 0.99, decided.mean()
+    errors = {name: relative_error(a[decided], e[decided]) if name in WINNER_OUTPUTS else relative_error(a, e)
+              for name, a, e in zip(names, actual, expected)}
     assert max(errors.values()) < TOLERANCE, errors
 
 
