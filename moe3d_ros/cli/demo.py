@@ -284,8 +284,9 @@ def write_results(monitor: Monitor, out: Path, baseline: Monitor | None = None) 
         clouds.append(("DPT cloud, oblique view" + mixed_note(baseline.depths.get(key), gt), baseline.last["cloud"]))
     if cloud is not None and len(points):
         view = side_view(points[np.isfinite(points).all(axis=1)])  # one viewpoint for both clouds
+        k = oblique_intrinsics(depth.shape)
         for row, (label, msg) in zip(head_rows, clouds):
-            row.append((label, render_points(*cloud_points(msg), view, oblique_intrinsics(depth.shape), depth.shape)))
+            row.append((label, render_points(*cloud_points(msg), view, k, depth.shape)))
     return written, [row for row in (shared, *head_rows) if row]
 
 
@@ -309,11 +310,9 @@ def blur_row(monitor: Monitor, key: tuple[int, int], sigma: float, baseline: Mon
     for prefix, depth in heads:
         points = unproject_depth(torch.from_numpy(depth), torch.from_numpy(monitor.intrinsics).float()).reshape(-1, 3).numpy()
         clouds.append((f"{prefix}cloud of this frame{mixed_note(depth, gt)}", points))
-    first = clouds[0][1]
-    view = side_view(first[np.isfinite(first).all(axis=1)])
-    colors = image.reshape(-1, 3)
-    return row + [(label, render_points(points, colors, view, oblique_intrinsics(image.shape[:2]), image.shape[:2]))
-                  for label, points in clouds]
+    first, shape = clouds[0][1], image.shape[:2]
+    view, k, colors = side_view(first[np.isfinite(first).all(axis=1)]), oblique_intrinsics(shape), image.reshape(-1, 3)
+    return row + [(label, render_points(points, colors, view, k, shape)) for label, points in clouds]
 
 
 def set_camera_blur(ros_node, sigma: float, timeout_s: float = 10.0) -> tuple[int, int] | None:
