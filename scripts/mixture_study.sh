@@ -24,6 +24,8 @@
 # trains $RUNS/<row>/checkpoints/final on with stage 2's data and losses (4-frame windows of the same pool
 # at 168x224, one depth scale per window, the camera head x 5), so its aggregator, trained on single
 # frames above, sees windows and its camera head is trained again; $WINDOW_STEPS steps of 2 windows.
+# BLUR=SIGMA (with WINDOWS=1) trains the finished window row $RUNS/<row>_windows on for $WINDOW_STEPS more steps
+# with each frame blurred by a Gaussian of sigma uniform in [0, SIGMA] px (data.blur_max): $RUNS/<row>_windows_blur.
 # START (default: config/study_mixture_e2e.yaml's model.checkpoint) is the model every row starts from.
 # TRAIN_SET adds --set overrides to every stage (after the row's own), e.g. TRAIN_SET="train.device=cuda".
 # Curves and scores: python scripts/mixture_curves.py (reports/mixture_study/).
@@ -32,8 +34,12 @@ cd "$(dirname "$0")/.."
 RUNS="${RUNS:-runs/mixture_study}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 STAGE_MIN="${STAGE_MIN:-75}" PARALLEL="${PARALLEL:-0}" POOL="${POOL:-runs/pool}"
-WINDOWS="${WINDOWS:-0}" WINDOW_STEPS="${WINDOW_STEPS:-300}" SUFFIX=""
-[[ $WINDOWS != 1 ]] || SUFFIX=_windows
+WINDOWS="${WINDOWS:-0}" WINDOW_STEPS="${WINDOW_STEPS:-300}" BLUR="${BLUR:-0}" SUFFIX="" FROM=""
+if [[ $WINDOWS == 1 ]]; then SUFFIX=_windows; fi
+if [[ $BLUR != 0 ]]; then
+    [[ $WINDOWS == 1 ]] || { echo "mixture_study: BLUR=$BLUR is a window stage: set WINDOWS=1 too" >&2; exit 2; }
+    FROM=_windows SUFFIX=_windows_blur
+fi
 WINDOW_SETS="data.frames=4 data.crop_hw=null data.target_width=224 train.batch_size=2 train.steps=$WINDOW_STEPS
     train.lr=1.0e-4 train.warmup_steps=20 train.gate_temperature_start=0 loss.scale_invariant_scope=window
     loss.camera_weight=5.0"
@@ -57,9 +63,10 @@ train_row() {
     for kv in ${ROWS[$row]}; do sets+=(--set "$kv"); done
     if [[ $WINDOWS == 1 ]]; then
         name=$row$SUFFIX
-        [[ -f "$RUNS/$row/checkpoints/final/trainer_state.pt" ]] || { echo "mixture_study: $row has not finished" >&2; return 1; }
+        local from=$row$FROM
+        [[ -f "$RUNS/$from/checkpoints/final/trainer_state.pt" ]] || { echo "mixture_study: $from has not finished" >&2; return 1; }
         for kv in $WINDOW_SETS; do sets+=(--set "$kv"); done
-        sets+=(--set "model.checkpoint=$RUNS/$row/checkpoints/final")
+        sets+=(--set "model.checkpoint=$RUNS/$from/checkpoints/final" --set "data.blur_max=$BLUR")
     elif [[ -n ${START:-} ]]; then
         sets+=(--set "model.checkpoint=$START")
     fi

@@ -19,6 +19,7 @@ from moe3d_ros.eval.metrics import (
     flying_points,
     gate_switches_off_edges,
     mixed_pixel_ratio,
+    published_edge_scores,
     steps_off_edges,
 )
 from moe3d_ros.eval.reconstruction import (
@@ -253,6 +254,26 @@ def test_mixed_pixels_are_blends_of_the_two_sides_not_misplaced_steps():
     outside[:, 0:3] = 1.5
     outside[:, 9] = 2.5
     assert mixed_pixel_ratio(outside, gt) == 0.0
+
+
+def test_published_edge_scores_see_only_published_pixels():
+    """An edge filter's gaps are not depth 0: a step with both sides removed keeps its edge where
+    the published surfaces meet; a blend kept by a filter counts, one removed does not."""
+    gt = vertical_edge()
+    exact = published_edge_scores(gt, gt)
+    assert exact == {"published_edge_share": 1.0, "published_mixed_ratio": 0.0, "published_boundary_f1": boundary_f1(gt, gt)}
+    gap = gt.copy()
+    gap[:, 7:9] = np.nan  # both sides of the step removed, as the node's depth-edge test does
+    scores = published_edge_scores(gap, gt)
+    assert scores["published_edge_share"] == pytest.approx(4 / 6)  # the band: columns 5-10
+    assert scores["published_mixed_ratio"] == 0.0
+    assert scores["published_boundary_f1"] > 0.1 > boundary_f1(np.nan_to_num(gap), gt)
+    blended = gt.copy()
+    blended[:, 7:9] = 1.5
+    assert published_edge_scores(blended, gt)["published_mixed_ratio"] == pytest.approx(0.5)
+    blended[:, 8] = np.inf  # out of range: not published either
+    assert published_edge_scores(blended, gt)["published_mixed_ratio"] == pytest.approx(16 / 48)
+    assert all(math.isnan(v) for v in published_edge_scores(np.full((16, 16), np.nan), gt).values())
 
 
 def test_abs_rel_splits_into_a_blend_on_the_edge_and_an_offset_on_the_surface():

@@ -176,6 +176,20 @@ def test_augmentation_needs_a_generator(sequence: RGBDSequence):
         Augmentation(max_zoom=0.9)
 
 
+def test_blur_augmentation_softens_images_and_keeps_depth(sequence: RGBDSequence):
+    """Blur draws its sigma per frame from its own stream: the same crop and colour, a softer image
+    (less energy in its gradients), depth and cameras untouched."""
+    no_colour = dict(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, max_zoom=1.0)
+    sharp = make_window(sequence, 224, Augmentation(**no_colour), np.random.default_rng(3))
+    blurred = make_window(sequence, 224, Augmentation(**no_colour, max_blur=2.0), np.random.default_rng(3))
+    gradient = lambda images: images.diff(dim=-1).abs().mean(dim=(1, 2, 3))  # noqa: E731
+    assert torch.all(gradient(blurred.images) < gradient(sharp.images))
+    for name in ("depth", "valid", "extrinsics", "intrinsics"):
+        torch.testing.assert_close(getattr(blurred, name), getattr(sharp, name))
+    with pytest.raises(ValueError, match="max_blur"):
+        Augmentation(max_blur=-1.0)
+
+
 def test_window_creation_is_cheap(sequence: RGBDSequence):
     rng = np.random.default_rng(0)
     make_window(sequence, 224, STRONG, rng)

@@ -124,9 +124,7 @@ class Monitor:
         self.images[self._key(msg)] = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3).copy()
 
     def _on_depth(self, msg) -> None:
-        from scipy.ndimage import distance_transform_edt
-
-        from ..eval.metrics import boundary_f1, depth_metrics, discontinuity_band, mixed_pixel_ratio
+        from ..eval.metrics import depth_metrics, published_edge_scores
 
         now = time.monotonic()
         self.depth_times.append(now)
@@ -141,20 +139,12 @@ class Monitor:
         if valid.sum() < 100:
             return
         metrics = depth_metrics(depth, gt, valid)
-        # Only published pixels count: a filtered pixel (NaN, or +-Inf out of range) is no depth 0
-        # (scored as one it would draw a false edge around every filtered pixel). The node's edge
-        # filter removes both sides of each step, so a gap takes its nearest published pixel's
-        # depth: the edge lands where the two published surfaces meet, as a consumer sees it.
-        published = np.isfinite(depth)
-        truth = np.isfinite(gt) & (gt > 0)
-        band = discontinuity_band(gt, truth)
-        if not published.any():
-            return
-        nearest = distance_transform_edt(~published, return_distances=False, return_indices=True)
-        f1 = boundary_f1(depth[tuple(nearest)], gt, truth)
-        self.scores.append((metrics["abs_rel"], f1))
-        if band.any():
-            self.edges.append((float((band & published).sum() / band.sum()), mixed_pixel_ratio(depth, gt, truth)))
+        # Only published pixels count (filtered ones are NaN, or +-Inf out of range): as moe3d-eval
+        # scores the node's filter (its published_* metrics).
+        edges = published_edge_scores(depth, gt)  # published pixels exist: `valid` has 100
+        self.scores.append((metrics["abs_rel"], edges["published_boundary_f1"]))
+        if np.isfinite(edges["published_edge_share"]):
+            self.edges.append((edges["published_edge_share"], edges["published_mixed_ratio"]))
         self.metric.append(float(np.mean(np.abs(depth[valid] - gt[valid]) / gt[valid])))
         self.log_scales.append(float(np.log(np.median(gt[valid] / depth[valid]))))
 

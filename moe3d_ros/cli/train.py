@@ -30,7 +30,7 @@ def build_sampler(data: DataSection, seed: int):
     from ..data.synthetic import SyntheticConfig
     from ..data.windows import Augmentation, SyntheticWindows, WindowSampler
 
-    augment = Augmentation(crop=data.crop_hw) if data.augment else None
+    augment = Augmentation(crop=data.crop_hw, max_blur=data.blur_max) if data.augment else None
     common = dict(window_size=data.frames, stride=data.stride, target_width=data.target_width, augment=augment, seed=seed)
     if data.kind == "synthetic":
         synthetic = SyntheticWindows(

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..inference.preprocess import PAD_VALUE, ImageTransform, preprocess_images
 from ..model.geometry import relative_to_first, shift_intrinsics
+from .blur import gaussian_blur
 from .sequence import RGBDSequence
 from .sources import SequenceSource
 from .synthetic import SyntheticConfig, generate_sequence
@@ -88,6 +89,9 @@ class Augmentation:
       random position, so with a model width of `crop[1]` the model sees a part of the frame at
       its native scale (zoom aside): the edges it learns are as wide as at full size, for the
       cost of the crop's pixels.
+    - Blur (optional): a Gaussian of sigma uniform in [0, max_blur] camera pixels, drawn per
+      frame, on the cropped image (depth untouched): the defocus and motion a robot's camera
+      sees, which `moe3d-eval --blur` measures.
     No flips: a mirrored image is not the view of any rigid camera motion.
     """
 
@@ -97,6 +101,7 @@ class Augmentation:
     hue: float = 0.02
     max_zoom: float = 1.25
     crop: tuple[int, int] | None = None
+    max_blur: float = 0.0
 
     def __post_init__(self) -> None:
         if not all(0 <= x < 1 for x in (self.brightness, self.contrast, self.saturation)):
@@ -105,6 +110,8 @@ class Augmentation:
             raise ValueError("hue must be in [0, 0.5] turns and max_zoom >= 1")
         if self.crop is not None and min(self.crop) < 1:
             raise ValueError(f"crop must be (height, width) in pixels, got {self.crop}")
+        if self.max_blur < 0:
+            raise ValueError(f"max_blur must be >= 0 pixels, got {self.max_blur}")
 
     def apply(
         self, image: np.ndarray, depth: np.ndarray, valid: np.ndarray, intrinsics: Tensor, rng: np.random.Generator
@@ -116,7 +123,10 @@ class Augmentation:
         crop_h, crop_w = max(1, round(view_h / zoom)), max(1, round(view_w / zoom))
         top, left = int(rng.integers(0, height - crop_h + 1)), int(rng.integers(0, width - crop_w + 1))
         rows, cols = slice(top, top + crop_h), slice(left, left + crop_w)
-        image = self._jitter(image[rows, cols], rng)
+        image = image[rows, cols]
+        if self.max_blur > 0:  # drawn only when on, so runs without blur keep their data stream
+            image = gaussian_blur(image, rng.uniform(0.0, self.max_blur))
+        image = self._jitter(image, rng)
         return image, depth[rows, cols], valid[rows, cols], shift_intrinsics(intrinsics, -left, -top)
 
     def _jitter(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

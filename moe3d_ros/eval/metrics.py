@@ -13,7 +13,7 @@ from typing import Literal, Union
 
 import numpy as np
 import torch
-from scipy.ndimage import binary_dilation, maximum_filter, minimum_filter
+from scipy.ndimage import binary_dilation, distance_transform_edt, maximum_filter, minimum_filter
 from scipy.spatial import cKDTree
 
 from ..model.geometry import unproject_depth
@@ -304,6 +304,29 @@ def mixed_pixel_ratio(pred_depth: Array, gt_depth: Array, valid: Array | None = 
         close = np.abs(aligned[rows, cols, None, None] / neighbours[rows, cols] - 1.0) <= MIXED_TOLERANCE
     mixed = ~close.any(axis=(1, 2))  # NaN (invalid) neighbours compare False: they match nothing
     return float(mixed.sum() / band.sum())
+
+
+def published_edge_scores(published_depth: Array, gt_depth: Array, valid: Array | None = None) -> dict[str, float]:
+    """A filtered depth map's edges as a consumer sees them (NaN or +-Inf: not published):
+    published_edge_share, the share of discontinuity-band pixels published; published_mixed_ratio,
+    the mixed-pixel ratio of the published pixels; published_boundary_f1, boundary F1 with every
+    gap filled by its nearest published pixel's depth (a filtered pixel scored as depth 0 would draw
+    an edge around itself; an edge filter removes both sides of a step, so the edge lands where the
+    two published surfaces meet). All NaN when nothing is published; the first two when the band
+    is empty."""
+    depth, gt = _as_float(published_depth), _as_float(gt_depth)
+    truth = valid_depth_mask(gt, valid)
+    published = np.isfinite(depth)
+    band = discontinuity_band(gt, truth)
+    scores = dict(published_edge_share=float("nan"), published_mixed_ratio=float("nan"), published_boundary_f1=float("nan"))
+    if not published.any():
+        return scores
+    nearest = distance_transform_edt(~published, return_distances=False, return_indices=True)
+    scores["published_boundary_f1"] = boundary_f1(depth[tuple(nearest)], gt, truth)
+    if band.any():
+        scores["published_edge_share"] = float((band & published).sum() / band.sum())
+        scores["published_mixed_ratio"] = mixed_pixel_ratio(depth, gt, truth)
+    return scores
 
 
 def depth_edge_f1(pred_depth: Array, gt_depth: Array, valid: Array | None = None, ratio: float = 1.1,

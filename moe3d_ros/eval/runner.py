@@ -20,6 +20,7 @@ from ..model import VGGT
 from ..model.config import FUSIONS
 from ..model.geometry import depth_to_world_points
 from ..model.heads.moe_head import fuse
+from ..outputs.filtering import FilterConfig, boundary_clean_mask
 from ..timing import StageTimer
 from . import metrics as M
 from .reconstruction import reconstruction_metrics
@@ -147,15 +148,20 @@ class Evaluator:
         return summary
 
 
+NODE_FILTER = FilterConfig()  # moe3d_node's default filter.* parameters: the published_* metrics score what it publishes
+
+
 def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_points: int = 100_000) -> dict[str, float]:
-    """Per-frame depth and boundary metrics averaged over the window; reconstruction metrics on
+    """Per-frame depth and boundary metrics averaged over the window, and the edge metrics of the
+    depth as moe3d_node publishes it (NODE_FILTER; published_*); reconstruction metrics on
     the whole window when `multi_view` (predicted cameras, ground-truth cameras), on at most
     `max_points` corresponding points drawn at random (fixed seed)."""
     per_frame: dict[str, list[float]] = {}
     for i in range(len(pred.depth)):
-        gt, valid, predicted = window.depth[i], window.valid[i], pred.depth[i]
+        gt, valid, predicted, confidence = window.depth[i], window.valid[i], pred.depth[i], pred.confidence[i]
         if predicted.shape != gt.shape:  # monocular protocols: the prediction is resized to the ground truth
-            predicted = cv2.resize(predicted, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+            predicted, confidence = (cv2.resize(x, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+                                     for x in (predicted, confidence))
         band = M.discontinuity_band(gt, valid)
         values = dict(M.depth_metrics(predicted, gt, valid, max_depth=window.max_depth, band=band))
         boundary = M.boundary_scores(predicted, gt, valid)
@@ -166,6 +172,8 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
         values["flying_ratio"] = flying["flying_ratio"]
         values["band_chamfer"] = flying["band_chamfer"]
         values["steps_off_edges"] = M.steps_off_edges(predicted, gt, valid, band)
+        published = boundary_clean_mask(predicted, confidence, NODE_FILTER).published(predicted)
+        values.update(M.published_edge_scores(published, gt, valid))
         if pred.winner is not None and pred.winner[i].shape == gt.shape:
             values.update(expert_shares(pred.winner[i], pred.num_experts, band, valid & ~band))
             values["gate_switches_off_edges"] = M.gate_switches_off_edges(pred.winner[i], gt, valid, band)

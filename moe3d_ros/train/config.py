@@ -59,6 +59,7 @@ class DataSection:
     target_width: int = 518  # model input width (518 for vggt_1b)
     augment: bool = True
     crop_hw: tuple[int, int] | None = None  # augmentation: the model sees this many camera pixels of each frame (target_width = its width)
+    blur_max: float = 0.0  # augmentation: each frame blurred by a Gaussian of sigma uniform in [0, blur_max] camera pixels
     synthetic_seeds: tuple[int, int] = (0, 100000)  # scenes drawn from this range
     synthetic_hw: tuple[int, int] = (168, 224)
     synthetic_style: str = "natural"  # the generator's texture style: natural (rooms) or hard (two-colour patterns)
@@ -113,6 +114,10 @@ class TrainConfig:
             elif self.data.target_width != self.data.crop_hw[1]:
                 problems.append(f"data.crop_hw {list(self.data.crop_hw)}: set data.target_width to its width "
                                 f"{self.data.crop_hw[1]} (the crop at native scale)")
+        if self.data.blur_max < 0:
+            problems.append(f"data.blur_max {self.data.blur_max}: use a sigma >= 0 pixels (0: no blur)")
+        elif self.data.blur_max > 0 and not self.data.augment:
+            problems.append("data.blur_max is an augmentation: set data.augment: true or data.blur_max: 0")
         if self.data.workers < 0:
             problems.append("data.workers must be >= 0 (0: batches made in the training loop)")
         if self.output.log_every < 1 or self.output.checkpoint_every < 1:
