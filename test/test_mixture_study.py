@@ -1,6 +1,6 @@
 """scripts/mixture_study.sh trains a row, then (WINDOWS=1) that row on 4-frame windows with the camera
-head from its final checkpoint, keeping the row's own head and losses (tiny settings: the script is
-under test; START: the model every row starts from)."""
+head from its final checkpoint, keeping the row's own head and losses, and (BLUR) the window row on
+blurred frames (tiny settings: the script is under test; START: the model every row starts from)."""
 from __future__ import annotations
 
 import json
@@ -45,3 +45,10 @@ def test_window_stage_trains_a_finished_row_on_windows_with_its_own_head(tmp_pat
     assert windows["model"]["moe"] == row["model"]["moe"] and windows["loss"]["warm_up_targets"] == "local_quantiles"
     again = run_study(tmp_path, "recipe", WINDOWS="1")
     assert again.returncode == 0 and "recipe_windows finished" in again.stdout
+    unwindowed = run_study(tmp_path, "recipe", BLUR="2")
+    assert unwindowed.returncode == 2 and "set WINDOWS=1 too" in unwindowed.stderr
+    blurred = run_study(tmp_path, "recipe", WINDOWS="1", BLUR="2")
+    assert blurred.returncode == 0, blurred.stderr[-3000:] + blurred.stdout[-2000:]
+    blur = json.loads((runs / "recipe_windows_blur" / "train_config.json").read_text())
+    assert blur["model"]["checkpoint"] == str(runs / "recipe_windows" / "checkpoints" / "final")
+    assert blur["data"]["blur_max"] == 2.0 and blur["data"]["frames"] == 4 and blur["model"]["moe"] == row["model"]["moe"]
