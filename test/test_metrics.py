@@ -18,6 +18,7 @@ from moe3d_ros.eval.metrics import (
     fit_scale,
     flying_points,
     gate_switches_off_edges,
+    mixed_own_surface_ratio,
     mixed_pixel_ratio,
     published_edge_scores,
     steps_off_edges,
@@ -254,6 +255,19 @@ def test_mixed_pixels_are_blends_of_the_two_sides_not_misplaced_steps():
     outside[:, 0:3] = 1.5
     outside[:, 9] = 2.5
     assert mixed_pixel_ratio(outside, gt) == 0.0
+
+
+def test_mixed_own_surface_ratio_counts_blends_not_a_surface_moved_by_depth_error():
+    gt = vertical_edge()
+    blended = gt.copy()
+    blended[:, 7:9] = 1.5  # the two columns beside the step: between the sides, on neither
+    assert mixed_own_surface_ratio(gt, gt) == 0.0
+    assert mixed_own_surface_ratio(blended, gt) == pytest.approx(0.5) == mixed_pixel_ratio(blended, gt)
+    moved = gt.copy()
+    moved[:, :8] = 1.15  # the near surface 15% too far: an error of depth, not a blend
+    assert mixed_own_surface_ratio(moved, gt) == 0.0 and mixed_pixel_ratio(moved, gt) > 0.5
+    assert mixed_own_surface_ratio(3.0 * blended, gt) == pytest.approx(0.5)  # no scale to fit
+    assert math.isnan(mixed_own_surface_ratio(np.ones((8, 8)), np.ones((8, 8))))
 
 
 def test_published_edge_scores_see_only_published_pixels():

@@ -9,6 +9,7 @@ Definitions and the published numbers they are compared with: shared/design/EVAL
 """
 from __future__ import annotations
 
+import warnings
 from typing import Literal, Union
 
 import numpy as np
@@ -304,6 +305,46 @@ def mixed_pixel_ratio(pred_depth: Array, gt_depth: Array, valid: Array | None = 
         close = np.abs(aligned[rows, cols, None, None] / neighbours[rows, cols] - 1.0) <= MIXED_TOLERANCE
     mixed = ~close.any(axis=(1, 2))  # NaN (invalid) neighbours compare False: they match nothing
     return float(mixed.sum() / band.sum())
+
+
+def mixed_own_surface_ratio(pred_depth: Array, gt_depth: Array, valid: Array | None = None) -> float:
+    """Mixed pixels against the prediction's own two surfaces, not the ground truth's: of the band
+    pixels of `mixed_pixel_ratio` whose ground truth is on the near or the far side of its 7x7
+    neighbourhood (within 5%), the share whose prediction lies between the prediction's medians on
+    the two sides (over the neighbourhood's pixels whose ground truth is on that side) and more than
+    5% from both. A depth error that moves a whole surface moves its median with it and scores 0
+    here, while `mixed_pixel_ratio` counts a band pixel 10% off as mixed: the difference of the two
+    is the share of depth error, this one the share of blending. NaN when the band is empty."""
+    pred, gt = _as_float(pred_depth), _as_float(gt_depth)
+    gt_mask = valid_depth_mask(gt, valid)
+    mask = gt_mask & valid_depth_mask(pred)
+    radius, tolerance = MIXED_BAND_RADIUS, MIXED_TOLERANCE
+    steps = _step_pixels(gt, gt_mask, MIXED_STEP_RATIO)
+    band = binary_dilation(steps, structure=np.ones((2 * radius - 1,) * 2, dtype=bool)) & mask
+    near = minimum_filter(np.where(gt_mask, gt, np.inf), size=MIXED_SPAN_WINDOW, mode="constant", cval=np.inf)
+    far = maximum_filter(np.where(gt_mask, gt, 0.0), size=MIXED_SPAN_WINDOW, mode="constant", cval=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        band &= (far > MIXED_SPAN_RATIO * near) & ((gt <= (1 + tolerance) * near) | (gt >= (1 - tolerance) * far))
+    rows, cols = np.nonzero(band)
+    if rows.size == 0:
+        return float("nan")
+    half = MIXED_SPAN_WINDOW // 2
+    window = (MIXED_SPAN_WINDOW,) * 2
+    gt_windows = np.lib.stride_tricks.sliding_window_view(np.pad(np.where(mask, gt, np.nan), half, constant_values=np.nan), window)
+    pred_windows = np.lib.stride_tricks.sliding_window_view(np.pad(np.where(mask, pred, np.nan), half, constant_values=np.nan), window)
+    truth, predicted = gt_windows[rows, cols], pred_windows[rows, cols]  # [N, 7, 7], NaN where invalid
+    lo, hi = near[rows, cols][:, None, None], far[rows, cols][:, None, None]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a side with no valid prediction: NaN, left out below
+        side_near = np.nanmedian(np.where(truth <= (1 + tolerance) * lo, predicted, np.nan), axis=(1, 2))
+        side_far = np.nanmedian(np.where(truth >= (1 - tolerance) * hi, predicted, np.nan), axis=(1, 2))
+    judged = np.isfinite(side_near) & np.isfinite(side_far)
+    if not judged.any():
+        return float("nan")
+    value = pred[rows, cols][judged]
+    low, high = np.minimum(side_near, side_far)[judged], np.maximum(side_near, side_far)[judged]
+    mixed = (value > (1 + tolerance) * low) & (value < (1 - tolerance) * high)
+    return float(mixed.mean())
 
 
 def published_edge_scores(published_depth: Array, gt_depth: Array, valid: Array | None = None) -> dict[str, float]:

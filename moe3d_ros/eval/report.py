@@ -29,6 +29,7 @@ METRICS = {
     "boundary_recall": ("boundary recall", True),
     "boundary_f1_1px": ("depth-edge F1 (1 px)", True),
     "mixed_pixel_ratio": ("mixed pixels", False),
+    "mixed_own_surface_ratio": ("mixed pixels, own surfaces", False),
     "published_edge_share": ("edge pixels published (node filter)", True),
     "published_mixed_ratio": ("mixed pixels of those published", False),
     "published_boundary_f1": ("boundary F1 as published", True),

@@ -168,6 +168,7 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
         values.update({k: boundary[k] for k in ("boundary_f1", "boundary_precision", "boundary_recall")})
         values["boundary_f1_1px"] = M.depth_edge_f1(predicted, gt, valid)
         values["mixed_pixel_ratio"] = M.mixed_pixel_ratio(predicted, gt, valid)
+        values["mixed_own_surface_ratio"] = M.mixed_own_surface_ratio(predicted, gt, valid)
         flying = M.flying_points(predicted, gt, valid, window.intrinsics[i])
         values["flying_ratio"] = flying["flying_ratio"]
         values["band_chamfer"] = flying["band_chamfer"]
