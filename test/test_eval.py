@@ -63,6 +63,14 @@ def test_synthetic_benchmark_smallest_setting(models, tmp_path, capsys):
     assert _run(args) == 0
     again = json.loads((out / "results.json").read_text())
     assert again["summary"] == result["summary"]
+    # A scene cached by an older metric set is scored again, not reused.
+    cached = sorted((out / "scenes").glob("*.json"))[0]
+    stale = json.loads(cached.read_text())
+    stale["metrics"] = stale["metrics"][:-1]
+    stale["systems"]["dpt"]["abs_rel"] = 99.0
+    cached.write_text(json.dumps(stale))
+    assert _run(args) == 0
+    assert json.loads((out / "results.json").read_text())["summary"] == result["summary"]
     # The same folder with other settings is refused instead of mixing results.
     assert _run([*args[:3], "3", *args[4:]]) == 2
 

@@ -25,7 +25,7 @@ from ..data.sources import DatasetError
 from ..data.synthetic.config import WORLDS
 from ..data.synthetic.textures import TEXTURE_STYLES
 from ..eval import protocols as P
-from ..eval.report import scene_figure, write_report
+from ..eval.report import METRICS, scene_figure, write_report
 from ..eval.runner import Evaluator, score_window
 from ..io.checkpoint import (
     CONFIG_FILE,
@@ -43,6 +43,7 @@ from ..model import PRESETS, VGGT
 from .backend import add_backend_arguments, check_backend_arguments, onnx_model_from
 from ..progress import Progress
 
+SCORED = sorted(METRICS)  # a cached scene scored for another metric set is scored again
 LOG = logging.getLogger("moe3d-eval")
 
 
@@ -181,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
             stem = window.name.replace("/", "_")
             cached = scenes_dir / f"{stem}.json"
             figure = out / f"figure_{stem}.png"
-            if cached.exists() and (index >= args.figures or figure.exists()):
-                per_scene[window.name] = json.loads(cached.read_text())
+            scene = json.loads(cached.read_text()) if cached.exists() else {}
+            if scene.get("metrics") == SCORED and (index >= args.figures or figure.exists()):
+                per_scene[window.name] = scene["systems"]
             else:
                 truth = window.depth if args.oracle and P.MULTI_VIEW[args.protocol] else None
                 predictions = evaluator.predict(window.images, truth)
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 per_scene[window.name] = {
                     name: score_window(window, pred, P.MULTI_VIEW[args.protocol], points) for name, pred in predictions.items()
                 }
-                cached.write_text(json.dumps(per_scene[window.name], indent=2) + "\n")
+                cached.write_text(json.dumps({"metrics": SCORED, "systems": per_scene[window.name]}, indent=2) + "\n")
                 if index < args.figures:
                     scene_figure(window, predictions, figure)
             if figure.exists():
