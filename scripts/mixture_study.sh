@@ -25,7 +25,8 @@
 # at 168x224, one depth scale per window, the camera head x 5), so its aggregator, trained on single
 # frames above, sees windows and its camera head is trained again; $WINDOW_STEPS steps of 2 windows.
 # BLUR=SIGMA (with WINDOWS=1) trains the finished window row $RUNS/<row>_windows on for $WINDOW_STEPS more steps
-# with each frame blurred by a Gaussian of sigma uniform in [0, SIGMA] px (data.blur_max): $RUNS/<row>_windows_blur.
+# with each frame blurred by a Gaussian of sigma uniform in [0, SIGMA] px (data.blur_max), on other windows of the
+# pool (train.seed=4): $RUNS/<row>_windows_blur.
 # START (default: config/study_mixture_e2e.yaml's model.checkpoint) is the model every row starts from.
 # TRAIN_SET adds --set overrides to every stage (after the row's own), e.g. TRAIN_SET="train.device=cuda".
 # Curves and scores: python scripts/mixture_curves.py (reports/mixture_study/).
@@ -67,6 +68,7 @@ train_row() {
         [[ -f "$RUNS/$from/checkpoints/final/trainer_state.pt" ]] || { echo "mixture_study: $from has not finished" >&2; return 1; }
         for kv in $WINDOW_SETS; do sets+=(--set "$kv"); done
         sets+=(--set "model.checkpoint=$RUNS/$from/checkpoints/final" --set "data.blur_max=$BLUR")
+        [[ $BLUR == 0 ]] || sets+=(--set "train.seed=4")  # other windows than the window stage drew
     elif [[ -n ${START:-} ]]; then
         sets+=(--set "model.checkpoint=$START")
     fi

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Trains the bundled demo pair in resumable stages (docs/demo-model.md; each run at most 75 min on
-# 2 CPU cores; stages 1-3 2.5 h, stage 4 about 3.5 h in three runs):
+# 2 CPU cores; stages 1-3 2.5 h, stage 4 about 4 h in four runs):
 #   pretrain  stage 1: the demo model (DPT head) from scratch on single frames at 84x112, batch 8
 #   windows   stage 2: the whole model on 4-frame windows at 168x224, with the camera head
 #   heads     stage 3: aggregator frozen; (a) the DPT baseline head and (b) the MoE head, trained side
 #             by side (one CPU thread each) for the same steps on the same data
 #   mixture   stage 4 (issue 31, scripts/mixture_study.sh rows dpt and recipe): from 3a, the whole model
 #             with (a) the DPT head and (b) 3b's MoE head and losses, side by side on the same 20 000
-#             single frames of a pre-rendered pool, then each on 4-frame windows with the camera head
+#             single frames of a pre-rendered pool, then each on 4-frame windows with the camera head,
+#             then 1 200 more frames of windows blurred by a Gaussian of 0-2 px (robot cameras blur)
 #   bundle    copies 4b to moe3d_ros/models/demo and 4a to moe3d_ros/models/demo_dpt
 #   evaluate  scores the pair on the 8 issue scenes and 16 more held-out seeds (plausible world)
 #             and on 8 scenes of the floating world (robustness): reports/synthetic*
@@ -53,10 +54,11 @@ mixture() {
                  PYTHON="$PYTHON" PARALLEL=1 OMP_NUM_THREADS=1) start=$SECONDS
     "${study[@]}" bash scripts/mixture_study.sh dpt recipe  # each row stops after 75 min: run the stage again
     "${study[@]}" WINDOWS=1 bash scripts/mixture_study.sh dpt recipe
+    "${study[@]}" WINDOWS=1 BLUR=2 WINDOW_STEPS=150 bash scripts/mixture_study.sh dpt recipe
     echo "mixture $(( SECONDS - start )) s" >> "$RUNS/times.txt"
 }
 bundle() {
-    for pair in "mixture_study/recipe_windows:demo" "mixture_study/dpt_windows:demo_dpt"; do
+    for pair in "mixture_study/recipe_windows_blur:demo" "mixture_study/dpt_windows_blur:demo_dpt"; do
         local run="${pair%%:*}" bundled="moe3d_ros/models/${pair##*:}"
         mkdir -p "$bundled"
         cp "$RUNS/$run/model/model.safetensors" "$RUNS/$run/model/config.json" "$bundled/"

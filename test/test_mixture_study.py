@@ -51,4 +51,4 @@ def test_window_stage_trains_a_finished_row_on_windows_with_its_own_head(tmp_pat
     assert blurred.returncode == 0, blurred.stderr[-3000:] + blurred.stdout[-2000:]
     blur = json.loads((runs / "recipe_windows_blur" / "train_config.json").read_text())
     assert blur["model"]["checkpoint"] == str(runs / "recipe_windows" / "checkpoints" / "final")
-    assert blur["data"]["blur_max"] == 2.0 and blur["data"]["frames"] == 4 and blur["model"]["moe"] == row["model"]["moe"]
+    assert blur["data"]["blur_max"] == 2.0 and blur["train"]["seed"] != windows["train"]["seed"] and blur["data"]["frames"] == 4 and blur["model"]["moe"] == row["model"]["moe"]

@@ -47,7 +47,7 @@ def test_unknown_stage_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_mixture_stage_trains_both_rows_from_the_dpt_head_stage_then_on_windows(tmp_path):
+def test_mixture_stage_trains_both_rows_from_the_dpt_head_stage_then_on_windows_then_blurred(tmp_path):
     runs = tmp_path / "runs"
     rendered = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_pool.py"), "--out", str(runs / "pool"),
                                "--scenes", "1", "--frames", "4", "--hw", "42", "56"], capture_output=True, text=True)
@@ -61,5 +61,8 @@ def test_mixture_stage_trains_both_rows_from_the_dpt_head_stage_then_on_windows(
         assert single["model"]["checkpoint"] == str(runs / "demo_dpt_head" / "model")  # the whole 3a model
         assert single["data"]["frames"] == 1 and single["data"]["paths"] == [str(runs / "pool")]
         assert windows["model"]["checkpoint"] == str(study / row / "checkpoints" / "final") and windows["data"]["frames"] == 4
-        assert single["model"]["depth_head"] == windows["model"]["depth_head"] == head
+        blurred = json.loads((study / f"{row}_windows_blur" / "train_config.json").read_text())
+        assert single["model"]["depth_head"] == windows["model"]["depth_head"] == blurred["model"]["depth_head"] == head
+        assert blurred["model"]["checkpoint"] == str(study / f"{row}_windows" / "checkpoints" / "final")
+        assert blurred["data"]["blur_max"] == 2.0 and blurred["data"]["frames"] == 4
     assert "mixture" in (runs / "times.txt").read_text()
