@@ -116,11 +116,13 @@ def _predictions(rng: np.random.Generator, mode: str) -> Predictions:
     return pred
 
 
-@pytest.mark.parametrize("mode,organized,decimation", [("crop", True, 1), ("pad", True, 3), ("pad", False, 2)])
-def test_device_postprocessing_matches_the_host_path(mode, organized, decimation):
+@pytest.mark.parametrize("mode,organized,decimation,edge_test", [("crop", True, 1, "jump"), ("pad", True, 3, "between"),
+                                                                   ("pad", False, 2, "jump"), ("crop", False, 1, "between")])
+def test_device_postprocessing_matches_the_host_path(mode, organized, decimation, edge_test):
     rng = np.random.default_rng(7)
     pred = _predictions(rng, mode)
-    cfg = FilterConfig(min_confidence=1.5, max_gate_entropy=0.8, max_edge_jump=0.05, min_depth=0.5, max_depth=3.3)
+    cfg = FilterConfig(min_confidence=1.5, max_gate_entropy=0.8, max_edge_jump=0.05, min_depth=0.5, max_depth=3.3,
+                       edge_test=edge_test)
     source_k = [np.array([[80.0, 0, 50], [0, 80.0, 30], [0, 0, 1]]), None, None]
     products, cloud = device_outputs(pred, [0, 1, 2], cfg, 1.1, source_k, cloud=True,
                                      organized=organized, decimation=decimation)

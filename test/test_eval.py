@@ -81,6 +81,8 @@ def test_cached_scenes_scored_for_other_systems_are_not_reused():
     before = eval_cli.fingerprint(args, ["moe", "dpt"], ["moe_winner", "moe_mean", "dpt"])
     assert eval_cli.fingerprint(args, ["moe", "dpt"], ["moe_winner", "moe_surface", "moe_mean", "dpt"]) != before
     assert eval_cli.fingerprint(args, ["moe", "dpt"], ["moe_winner", "moe_mean", "dpt"]) == before
+    between = eval_cli.parse_args(["--protocol", "synthetic", "--scenes", "2", "--filter-edge-test", "between"])
+    assert eval_cli.fingerprint(between, ["moe", "dpt"], ["moe_winner", "moe_mean", "dpt"]) != before  # published_* differ
 
 
 def test_dpt_alone_has_no_ratios(models, tmp_path):

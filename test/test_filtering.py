@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from moe3d_ros.outputs.filtering import FilterConfig, boundary_clean_mask, edge_mask
+from moe3d_ros.outputs.filtering import FilterConfig, between_mask, boundary_clean_mask, edge_mask
 
 OFF = dict(min_confidence=0.0, max_gate_entropy=math.inf, max_edge_jump=math.inf)
 
@@ -20,6 +20,26 @@ def test_depth_edge_removes_both_sides_of_a_step_only():
     # A smooth ramp of 1% per pixel is kept.
     ramp = np.tile(np.linspace(1.0, 1.05, 6, dtype=np.float32), (4, 1))
     assert not edge_mask(ramp, 0.05).any()
+
+
+def test_between_keeps_a_clean_step_and_drops_only_the_blend():
+    depth = np.full((4, 7), 2.0, np.float32)
+    depth[:, 4:] = 4.0  # a clean step between columns 3 and 4: both sides are surface points
+    assert not between_mask(depth, 0.05).any()
+    blended = depth.copy()
+    blended[:, 3] = 3.0  # one pixel between the surfaces: a flying pixel
+    np.testing.assert_array_equal(between_mask(blended, 0.05), np.tile([0, 0, 0, 1, 0, 0, 0], (4, 1)).astype(bool))
+    near_side = depth.copy()
+    near_side[:, 3] = 2.08  # 4% above its near neighbours: on the near surface
+    assert not between_mask(near_side, 0.05).any()
+    blended[1, 3] = np.nan  # invalid pixels are neither removed by it nor a neighbour of anything
+    assert not between_mask(blended, 0.05)[1, 3] and between_mask(blended, 0.05)[[0, 2, 3], 3].all()
+    cfg = FilterConfig(**{**OFF, "max_edge_jump": 0.05, "edge_test": "between"})
+    result = boundary_clean_mask(depth, np.ones_like(depth), cfg)
+    assert result.mask.all() and result.counts["depth_edge"] == 0
+    assert boundary_clean_mask(depth, np.ones_like(depth), FilterConfig(**{**OFF, "max_edge_jump": 0.05})).counts["depth_edge"] == 8
+    with pytest.raises(ValueError, match="edge_test 'both': use one of jump, between"):
+        FilterConfig(edge_test="both")
 
 
 def test_each_test_and_its_count():

@@ -67,6 +67,7 @@ BAD_CONFIGURATIONS = [
     ({"image_topics": "/cam/image_raw"}, ["image_topics must be a list of strings, got '/cam/image_raw'"]),
     ({"filter.min_confidence": -1}, ["filter.min_confidence must be >= 0.0"]),
     ({"filter.max_edge_jump": "nan"}, ["filter.max_edge_jump must be a number, got nan"]),
+    ({"filter.edge_test": "both"}, ["filter.edge_test must be one of jump, between, got 'both'"]),
     ({"cloud.decimation": 0}, ["cloud.decimation must be >= 1"]),
     ({"scale.factor": 0}, ["scale.factor must be >="]),
     ({"diagnostics_period": 0}, ["diagnostics_period must be >= 0.05"]),

@@ -27,6 +27,7 @@ from ..data.synthetic.textures import TEXTURE_STYLES
 from ..eval import protocols as P
 from ..eval.report import METRICS, scene_figure, write_report
 from ..eval.runner import Evaluator, score_window
+from ..outputs.filtering import EDGE_TESTS, FilterConfig
 from ..io.checkpoint import (
     CONFIG_FILE,
     DEMO_BASELINE_DIR,
@@ -67,6 +68,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--oracle", action="store_true",
                         help="also score the MoE model's oracle pick: per pixel the hypothesis nearest the ground truth "
                              "(multi-view protocols; says whether the hypotheses lie on the surfaces)")
+    parser.add_argument("--filter-edge-test", choices=EDGE_TESTS, default=FilterConfig.edge_test,
+                        help="the node's filter.edge_test for the published_* metrics (the depth as moe3d_node publishes "
+                             "it with its default filter otherwise)")
     parser.add_argument("--max-scenes", type=int, default=0, help="stop after this many scenes (0: all)")
     parser.add_argument("--checkpoint", help="VGGT .pt/.safetensors, org/name, or our checkpoint folder; default: bundled demo models")
     parser.add_argument("--preset", default="vggt_1b", choices=sorted(PRESETS), help="architecture of a published file")
@@ -172,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{out} holds results of another run (other models, systems or settings): choose another --out or delete it")
         run_file.write_text(json.dumps({"fingerprint": run_id, "models": descriptions}, indent=2) + "\n")
         per_scene: dict[str, dict[str, dict[str, float]]] = {}
+        node_filter = FilterConfig(edge_test=args.filter_edge_test)
         figures: list[str] = []
         total = args.scenes if args.protocol == "synthetic" else None
         progress = Progress(total or 0, 0, 1) if total else None
@@ -190,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 predictions = evaluator.predict(window.images, truth)
                 points = P.RECONSTRUCTION_POINTS.get(args.protocol, 0)
                 per_scene[window.name] = {
-                    name: score_window(window, pred, P.MULTI_VIEW[args.protocol], points) for name, pred in predictions.items()
+                    name: score_window(window, pred, P.MULTI_VIEW[args.protocol], points, node_filter) for name, pred in predictions.items()
                 }
                 cached.write_text(json.dumps({"metrics": SCORED, "systems": per_scene[window.name]}, indent=2) + "\n")
                 if index < args.figures:
@@ -215,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         "condition": blur_condition(args).describe(),
         "scenes": len(per_scene),
         "frames": frames_seen,
-        "notes": "metrics per frame after a per-image median scale fit, averaged per scene, then over scenes"
+        "notes": "metrics per frame after a per-image median scale fit, averaged per scene, then over scenes; "
+        f"published_*: after moe3d_node's default filter with filter.edge_test {args.filter_edge_test}"
         + (f"; Acc/Comp/NC on {P.RECONSTRUCTION_POINTS[args.protocol]} random corresponding points per window"
            if args.protocol in P.RECONSTRUCTION_POINTS else ""),
     }

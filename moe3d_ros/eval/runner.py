@@ -148,12 +148,11 @@ class Evaluator:
         return summary
 
 
-NODE_FILTER = FilterConfig()  # moe3d_node's default filter.* parameters: the published_* metrics score what it publishes
-
-
-def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_points: int = 100_000) -> dict[str, float]:
+def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_points: int = 100_000,
+                 node_filter: FilterConfig = FilterConfig()) -> dict[str, float]:
     """Per-frame depth and boundary metrics averaged over the window, and the edge metrics of the
-    depth as moe3d_node publishes it (NODE_FILTER; published_*); reconstruction metrics on
+    depth as moe3d_node publishes it with `node_filter` (default: its default filter.* parameters;
+    published_*); reconstruction metrics on
     the whole window when `multi_view` (predicted cameras, ground-truth cameras), on at most
     `max_points` corresponding points drawn at random (fixed seed)."""
     per_frame: dict[str, list[float]] = {}
@@ -173,7 +172,7 @@ def score_window(window: Window, pred: SystemPrediction, multi_view: bool, max_p
         values["flying_ratio"] = flying["flying_ratio"]
         values["band_chamfer"] = flying["band_chamfer"]
         values["steps_off_edges"] = M.steps_off_edges(predicted, gt, valid, band)
-        published = boundary_clean_mask(predicted, confidence, NODE_FILTER).published(predicted)
+        published = boundary_clean_mask(predicted, confidence, node_filter).published(predicted)
         values.update(M.published_edge_scores(published, gt, valid))
         if pred.winner is not None and pred.winner[i].shape == gt.shape:
             values.update(expert_shares(pred.winner[i], pred.num_experts, band, valid & ~band))

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..inference.engine import Predictions
@@ -35,6 +36,21 @@ def _edge_jumps(depth: Tensor, max_jump: float) -> Tensor:
     return jump
 
 
+def _between(depth: Tensor, max_jump: float) -> Tensor:
+    """filtering.between_mask on a tensor."""
+    valid = torch.isfinite(depth) & (depth > 0)
+    log_depth = torch.where(valid, depth, 1.0).log()
+    lowest = torch.tensor(-math.inf, dtype=log_depth.dtype, device=log_depth.device)
+    pool = lambda x: F.max_pool2d(x[None, None], 3, stride=1, padding=1)[0, 0]  # noqa: E731 (pads with -inf)
+    far = pool(torch.where(valid, log_depth, lowest))
+    near = -pool(torch.where(valid, -log_depth, lowest))
+    threshold = float(np.float32(math.log1p(max_jump)))
+    return valid & (log_depth - near > threshold) & (far - log_depth > threshold)
+
+
+_EDGE_TESTS = {"jump": _edge_jumps, "between": _between}
+
+
 def clean_depth(depth: Tensor, confidence: Tensor, cfg: FilterConfig, entropy: Tensor | None,
                 spread: Tensor | None) -> tuple[Tensor, Tensor]:
     """filtering.boundary_clean_mask on tensors: (depth with NaN where removed, counts [5] int64
@@ -43,7 +59,7 @@ def clean_depth(depth: Tensor, confidence: Tensor, cfg: FilterConfig, entropy: T
     failed: list[Tensor | None] = [
         confidence < cfg.min_confidence if cfg.min_confidence > 0 else None,
         None,
-        _edge_jumps(depth, cfg.max_edge_jump) if math.isfinite(cfg.max_edge_jump) else None,
+        _EDGE_TESTS[cfg.edge_test](depth, cfg.max_edge_jump) if math.isfinite(cfg.max_edge_jump) else None,
         (depth < cfg.min_depth) | (depth > cfg.max_depth) if cfg.min_depth > 0 or math.isfinite(cfg.max_depth) else None,
     ]
     if entropy is not None and math.isfinite(cfg.max_gate_entropy):

@@ -7,8 +7,11 @@ each with a documented default (set a threshold to 0 / inf to switch its test of
   between experts that disagree (their depths differ by more than `min_expert_spread`,
   relative), the pixel lies on a boundary the model could not resolve; where the experts agree,
   the gate's choice does not matter and the pixel stays;
-- depth edge: two 4-neighbours whose depths differ by more than `max_edge_jump` relative to the
-  nearer one straddle a discontinuity: both are removed;
+- depth edge (`edge_test`): "jump" removes both pixels of every 4-neighbour pair whose depths
+  differ by more than `max_edge_jump` relative to the nearer one (every pixel at a discontinuity);
+  "between" removes only a pixel whose depth lies between the nearest and the farthest depth of its
+  3x3 neighbourhood, more than `max_edge_jump` from both: a blend of two surfaces, while the two
+  sides of a clean step (each at one end) stay, which is what a head that picks a surface gives;
 - range: depth outside [min_depth, max_depth] (in the published units).
 
 Published values follow REP-117: a pixel removed by the range test alone is -Inf (nearer than
@@ -21,6 +24,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import maximum_filter, minimum_filter
+
+EDGE_TESTS = ("jump", "between")
 
 
 @dataclass(frozen=True)
@@ -31,8 +37,11 @@ class FilterConfig:
     max_edge_jump: float = 0.05  # |d_a - d_b| / min(d_a, d_b) between 4-neighbours
     min_depth: float = 0.0
     max_depth: float = math.inf
+    edge_test: str = "jump"  # see EDGE_TESTS and the module docstring
 
     def __post_init__(self) -> None:
+        if self.edge_test not in EDGE_TESTS:
+            raise ValueError(f"edge_test {self.edge_test!r}: use one of {', '.join(EDGE_TESTS)}")
         if min(self.min_confidence, self.max_gate_entropy, self.min_expert_spread, self.max_edge_jump) < 0:
             raise ValueError("min_confidence, max_gate_entropy, min_expert_spread and max_edge_jump must be >= 0")
         if not self.min_depth < self.max_depth:
@@ -73,6 +82,20 @@ def edge_mask(depth: np.ndarray, max_jump: float) -> np.ndarray:
     return jump
 
 
+def between_mask(depth: np.ndarray, max_jump: float) -> np.ndarray:
+    """True where a valid pixel's depth is more than 1 + max_jump above the nearest and below the
+    farthest depth of its 3x3 neighbourhood (in log depth, as `edge_mask`): between two surfaces."""
+    valid = np.isfinite(depth) & (depth > 0)
+    log_depth = np.log(np.where(valid, depth, np.float32(1.0)))
+    near = minimum_filter(np.where(valid, log_depth, np.float32(np.inf)), size=3, mode="constant", cval=np.inf)
+    far = maximum_filter(np.where(valid, log_depth, np.float32(-np.inf)), size=3, mode="constant", cval=-np.inf)
+    threshold = np.float32(math.log1p(max_jump))
+    return valid & (log_depth - near > threshold) & (far - log_depth > threshold)
+
+
+EDGE_MASKS = {"jump": edge_mask, "between": between_mask}
+
+
 def boundary_clean_mask(
     depth: np.ndarray,
     confidence: np.ndarray,
@@ -90,7 +113,7 @@ def boundary_clean_mask(
         "gate_entropy": _undecided_between_disagreeing(gate_entropy, expert_spread, cfg)
         if gate_entropy is not None and math.isfinite(cfg.max_gate_entropy)
         else None,
-        "depth_edge": edge_mask(depth, cfg.max_edge_jump) if math.isfinite(cfg.max_edge_jump)
+        "depth_edge": EDGE_MASKS[cfg.edge_test](depth, cfg.max_edge_jump) if math.isfinite(cfg.max_edge_jump)
         else None,
         "range": ((depth < cfg.min_depth) | (depth > cfg.max_depth)) if cfg.min_depth > 0 or math.isfinite(cfg.max_depth) else None,
     }

@@ -18,7 +18,7 @@ from rclpy.parameter import Parameter
 from ..inference.onnx_backend import parse_provider_options
 from ..intake.camera_model import is_rectified_topic
 from ..model.config import FUSIONS
-from ..outputs.filtering import FilterConfig
+from ..outputs.filtering import EDGE_TESTS, FilterConfig
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,9 @@ SPECS: dict[str, ParamSpec] = {
                                           "depths differ by more than this (max / min - 1)", read_only=False, min_value=0.0),
     "filter.max_edge_jump": ParamSpec(0.05, _T.PARAMETER_DOUBLE, "Drop pixels whose depth jumps more than this to a neighbour "
                                       "(relative; inf = off)", read_only=False, min_value=0.0),
+    "filter.edge_test": ParamSpec("jump", _T.PARAMETER_STRING, "Which pixels at a depth edge max_edge_jump drops: jump (both "
+                                  "pixels of every step) or between (only a pixel between its 3x3 neighbours' nearest and "
+                                  "farthest depth: a blend; a clean step is kept)", read_only=False, choices=EDGE_TESTS),
     "filter.min_depth": ParamSpec(0.0, _T.PARAMETER_DOUBLE, "Drop depth below this (published units)", read_only=False, min_value=0.0),
     "filter.max_depth": ParamSpec(math.inf, _T.PARAMETER_DOUBLE, "Drop depth above this (published units)", read_only=False, min_value=0.0),
     "output_size": ParamSpec("input", _T.PARAMETER_STRING,
@@ -429,6 +432,7 @@ def filter_from(values: dict[str, Any]) -> FilterConfig:
         max_gate_entropy=values["filter.max_gate_entropy"],
         min_expert_spread=values["filter.min_expert_spread"],
         max_edge_jump=values["filter.max_edge_jump"],
+        edge_test=values["filter.edge_test"],
         min_depth=values["filter.min_depth"],
         max_depth=values["filter.max_depth"],
     )
