@@ -277,6 +277,20 @@ MIXED_BAND_RADIUS = 2
 MIXED_TOLERANCE = 0.05
 
 
+def _mixed_band(gt: np.ndarray, gt_mask: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mixed-pixel metrics' band (pixels of `mask` within MIXED_BAND_RADIUS px of a ground-truth
+    step whose MIXED_SPAN_WINDOW neighbourhood spans over MIXED_SPAN_RATIO) and that neighbourhood's
+    nearest and farthest ground-truth depth, per pixel."""
+    steps = _step_pixels(gt, gt_mask, MIXED_STEP_RATIO)
+    # A step's two pixels dilated by radius - 1: every pixel within `radius` px of the step itself.
+    band = binary_dilation(steps, structure=np.ones((2 * MIXED_BAND_RADIUS - 1,) * 2, dtype=bool)) & mask
+    near = minimum_filter(np.where(gt_mask, gt, np.inf), size=MIXED_SPAN_WINDOW, mode="constant", cval=np.inf)
+    far = maximum_filter(np.where(gt_mask, gt, 0.0), size=MIXED_SPAN_WINDOW, mode="constant", cval=0.0)
+    with np.errstate(invalid="ignore"):
+        band &= far > MIXED_SPAN_RATIO * near
+    return band, near, far
+
+
 def mixed_pixel_ratio(pred_depth: Array, gt_depth: Array, valid: Array | None = None,
                       scale_method: ScaleMethod = "median") -> float:
     """Share of ground-truth discontinuity-band pixels whose scale-fitted prediction is a blend of
@@ -288,13 +302,8 @@ def mixed_pixel_ratio(pred_depth: Array, gt_depth: Array, valid: Array | None = 
     mask = gt_mask & valid_depth_mask(pred)
     aligned = fit_scale(pred, gt, mask, scale_method) * pred
     radius = MIXED_BAND_RADIUS
-    steps = _step_pixels(gt, gt_mask, MIXED_STEP_RATIO)
-    # A step's two pixels dilated by radius - 1: every pixel within `radius` px of the step itself.
-    band = binary_dilation(steps, structure=np.ones((2 * radius - 1,) * 2, dtype=bool)) & mask
-    near = minimum_filter(np.where(gt_mask, gt, np.inf), size=MIXED_SPAN_WINDOW, mode="constant", cval=np.inf)
-    far = maximum_filter(np.where(gt_mask, gt, 0.0), size=MIXED_SPAN_WINDOW, mode="constant", cval=0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        band &= far > MIXED_SPAN_RATIO * near
+    band, near, far = _mixed_band(gt, gt_mask, mask)
+    with np.errstate(invalid="ignore"):
         between = (aligned > (1 + MIXED_TOLERANCE) * near) & (aligned < (1 - MIXED_TOLERANCE) * far)
     if not band.any():
         return float("nan")
@@ -318,13 +327,10 @@ def mixed_own_surface_ratio(pred_depth: Array, gt_depth: Array, valid: Array | N
     pred, gt = _as_float(pred_depth), _as_float(gt_depth)
     gt_mask = valid_depth_mask(gt, valid)
     mask = gt_mask & valid_depth_mask(pred)
-    radius, tolerance = MIXED_BAND_RADIUS, MIXED_TOLERANCE
-    steps = _step_pixels(gt, gt_mask, MIXED_STEP_RATIO)
-    band = binary_dilation(steps, structure=np.ones((2 * radius - 1,) * 2, dtype=bool)) & mask
-    near = minimum_filter(np.where(gt_mask, gt, np.inf), size=MIXED_SPAN_WINDOW, mode="constant", cval=np.inf)
-    far = maximum_filter(np.where(gt_mask, gt, 0.0), size=MIXED_SPAN_WINDOW, mode="constant", cval=0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        band &= (far > MIXED_SPAN_RATIO * near) & ((gt <= (1 + tolerance) * near) | (gt >= (1 - tolerance) * far))
+    tolerance = MIXED_TOLERANCE
+    band, near, far = _mixed_band(gt, gt_mask, mask)
+    with np.errstate(invalid="ignore"):
+        band &= (gt <= (1 + tolerance) * near) | (gt >= (1 - tolerance) * far)
     rows, cols = np.nonzero(band)
     if rows.size == 0:
         return float("nan")
