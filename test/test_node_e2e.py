@@ -316,4 +316,8 @@ def test_run_time_parameter_changes_are_validated(harness):
     bad = set_param("fusion", "median")
     assert not bad.successful and "fusion" in bad.reason
     assert not set_param("window_size", 8).successful  # read-only after start-up
+    assert set_param("filter.edge_test", "between").successful
+    unknown = set_param("filter.edge_test", "both")
+    assert not unknown.successful and "filter.edge_test" in unknown.reason
+    assert set_param("filter.edge_test", "jump").successful
     assert set_param("filter.min_depth", 0.0).successful
